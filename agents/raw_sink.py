@@ -1,0 +1,71 @@
+"""Raw sink agent: packed event messages -> ``events`` in PostgreSQL, in batches.
+
+Each batch of Kafka messages becomes one COPY plus one idempotent insert
+(``analytics.storage.events``). faust acknowledges a ``take_events`` batch
+only after the loop body returns, so the offset is committed only once the
+rows are stored; a crash before that replays the batch, which the sink then
+stores once. A failing database is retried forever (the batch is never
+skipped), and a shutdown waits for the write in flight to finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import asyncpg
+
+from analytics.models import EventRow, decode_rows
+from analytics.settings import Settings
+from analytics.storage.events import PartitionCache, write_events
+from analytics.storage.migrate import migrate
+
+log = logging.getLogger(__name__)
+
+
+async def _store(pool: asyncpg.Pool, rows: list[EventRow], partitions: PartitionCache) -> int:
+    backoff = 0.2
+    while True:
+        try:
+            async with pool.acquire() as conn:
+                return len(await write_events(conn, rows, partitions))
+        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            log.warning("raw sink: write failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, 5.0)
+
+
+def register(app: Any, settings: Settings, topic: Any) -> None:
+    """Attach the raw sink agent to ``app``."""
+
+    @app.agent(topic, name="raw_sink")
+    async def raw_sink(stream: Any) -> None:
+        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+        partitions = PartitionCache()
+        try:
+            async with pool.acquire() as conn:
+                await migrate(conn, partitions_ahead_days=settings.partitions_ahead_days)
+            async for events in stream.take_events(
+                settings.sink_batch_messages, within=settings.sink_batch_seconds
+            ):
+                rows: list[EventRow] = []
+                for event in events:
+                    rows.extend(decode_rows(event.value))
+                started = time.perf_counter()
+                write = asyncio.ensure_future(_store(pool, rows, partitions))
+                try:
+                    stored = await asyncio.shield(write)
+                except asyncio.CancelledError:
+                    # The batch is acked when this body exits: finish the write first.
+                    await write
+                    raise
+                log.debug(
+                    "raw sink: %d events, %d new, %.1f ms",
+                    len(rows),
+                    stored,
+                    (time.perf_counter() - started) * 1000,
+                )
+        finally:
+            await pool.close()

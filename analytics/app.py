@@ -1,0 +1,49 @@
+"""The faust application: ``faust -A analytics.app`` and the ``analytics`` console script.
+
+``make_app(settings)`` builds the app and registers the agents, tasks and CLI
+commands; this module builds it once, from the environment, as ``app``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import faust
+
+from analytics.settings import Settings
+
+
+def make_app(settings: Settings) -> Any:
+    """A faust app wired with every agent, task and command of the stack."""
+    from agents import bridge, raw_sink
+    from analytics import commands
+    from analytics.topics import events_topic
+
+    app = faust.App(
+        settings.app_id,
+        broker=settings.kafka_broker,
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=1,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        stream_buffer_maxsize=max(4096, settings.sink_batch_messages * 2),
+        broker_commit_every=settings.sink_batch_messages,
+        broker_commit_interval=1.0,
+        web_port=settings.worker_web_port,
+        web_host="127.0.0.1",
+        producer_max_request_size=8 * 1024 * 1024,
+        consumer_max_fetch_size=8 * 1024 * 1024,
+    )
+    topic = events_topic(app, settings)
+    raw_sink.register(app, settings, topic)
+    bridge.register(app, settings)
+    commands.register(app, settings)
+    return app
+
+
+logging.getLogger("aiokafka").setLevel(logging.WARNING)
+settings = Settings()
+app = make_app(settings)

@@ -1,0 +1,180 @@
+"""The bridge: Redis Stream (consumer group) -> Kafka topic.
+
+Order of effects for every entry: produce its events to Kafka, wait for the
+broker's acknowledgement, then XACK and XDEL the entry. A bridge that dies in
+between leaves the entry pending; any bridge reclaims entries idle for longer
+than ``claim_idle_ms`` (XAUTOCLAIM) and sends them again. The duplicate that
+this can put in Kafka is harmless: the sink stores (project_id, event_id) once.
+
+Events are packed: one Kafka message carries up to ``events_per_message``
+events of one project, keyed by project id so a project's events stay in one
+partition and the agents work per batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+import orjson
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaProducer
+from redis.exceptions import RedisError, ResponseError
+
+from analytics.buffer import FIELD
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class BridgeStats:
+    """Counters an operator reads in ``event-status`` and ``/metrics``."""
+
+    entries: int = 0
+    events: int = 0
+    messages: int = 0
+    reclaimed: int = 0
+    errors: int = 0
+
+
+@dataclass(slots=True)
+class Bridge:
+    """Moves buffered events to Kafka; ``run_once`` drains, ``run`` loops until cancelled."""
+
+    redis: aioredis.Redis
+    producer: AIOKafkaProducer
+    stream: str
+    group: str
+    topic: str
+    read_count: int = 500
+    block_ms: int = 200
+    claim_idle_ms: int = 30_000
+    events_per_message: int = 500
+    consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
+    stats: BridgeStats = field(default_factory=BridgeStats)
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) if missing."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def _forward(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+        """Produce the entries' events, wait for Kafka, then ack and delete them."""
+        if not entries:
+            return 0
+        by_project: dict[str, list[list[object]]] = defaultdict(list)
+        ids: list[bytes] = []
+        for entry_id, fields in entries:
+            ids.append(entry_id)
+            payload = fields.get(FIELD)
+            if payload is None:
+                continue
+            for row in orjson.loads(payload):
+                by_project[row[0]].append(row)
+        sends = []
+        count = 0
+        for project_id, rows in by_project.items():
+            key = project_id.encode()
+            for start in range(0, len(rows), self.events_per_message):
+                chunk = rows[start : start + self.events_per_message]
+                count += len(chunk)
+                sends.append(await self.producer.send(self.topic, orjson.dumps(chunk), key=key))
+        # Every delivery must be acknowledged before any entry is acked in Redis.
+        await asyncio.gather(*sends)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, *ids)
+            pipe.xdel(self.stream, *ids)
+            await pipe.execute()
+        self.stats.entries += len(ids)
+        self.stats.events += count
+        self.stats.messages += len(sends)
+        return count
+
+    async def _reclaim(self) -> int:
+        """Take over entries another (dead) bridge left pending, and forward them."""
+        total = 0
+        start = "0-0"
+        while True:
+            reply = await self.redis.xautoclaim(
+                self.stream, self.group, self.consumer, self.claim_idle_ms, start, count=self.read_count
+            )
+            start_id, claimed = reply[0], reply[1]
+            live = [(eid, fields) for eid, fields in claimed if fields]
+            # Entries deleted after being read but before their ack are gone: ack them away.
+            gone = [eid for eid, fields in claimed if not fields]
+            if gone:
+                await self.redis.xack(self.stream, self.group, *gone)
+            total += await self._forward(live)
+            self.stats.reclaimed += len(live)
+            if start_id in (b"0-0", "0-0") or not claimed:
+                return total
+            start = start_id
+
+    async def _read_new(self, block_ms: int | None) -> int:
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: ">"}, count=self.read_count, block=block_ms
+        )
+        if not reply:
+            return 0
+        return await self._forward(reply[0][1])
+
+    async def run_once(self) -> int:
+        """Forward everything buffered now (including abandoned entries); returns events sent."""
+        await self.ensure_group()
+        total = await self._reclaim()
+        while True:
+            sent = await self._read_new(None)
+            total += sent
+            if sent == 0:
+                pending = await self.redis.xpending(self.stream, self.group)
+                if not pending["pending"]:
+                    return total
+                # Entries pending for this consumer (an earlier failed attempt): retry them.
+                total += await self._retry_own()
+
+    async def _retry_own(self) -> int:
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: "0"}, count=self.read_count
+        )
+        entries = reply[0][1] if reply else []
+        if not entries:
+            # Pending entries belong to another live consumer; wait for them to be reclaimable.
+            await asyncio.sleep(0.5)
+            return await self._reclaim()
+        return await self._forward(entries)
+
+    async def run(self) -> None:
+        """Forward continuously until cancelled; transient failures are logged and retried."""
+        await self.ensure_group()
+        last_claim = 0.0
+        loop = asyncio.get_running_loop()
+        backoff = 0.1
+        while True:
+            try:
+                if loop.time() - last_claim > self.claim_idle_ms / 2000:
+                    last_claim = loop.time()
+                    await self._retry_own_quick()
+                    await self._reclaim()
+                await self._read_new(self.block_ms)
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError, Exception) as exc:
+                self.stats.errors += 1
+                log.warning("bridge: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    async def _retry_own_quick(self) -> None:
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: "0"}, count=self.read_count
+        )
+        entries = reply[0][1] if reply else []
+        await self._forward([(eid, f) for eid, f in entries if f])

@@ -1,0 +1,22 @@
+"""Who sent an event: fallback user ids and derived session ids (SPEC §3)."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def anonymous_user_id(ip: str | None, user_agent: str | None, salt: str) -> str:
+    """Stable id for a client that sent none: hash of IP, User-Agent and the project salt."""
+    material = f"{salt}\x1f{ip or ''}\x1f{user_agent or ''}".encode()
+    return "anon_" + hashlib.blake2b(material, digest_size=12).hexdigest()
+
+
+def derived_session_id(
+    project_id: str, user_id: str | None, timestamp_us: int, window_minutes: int
+) -> str | None:
+    """Session id of the ``window_minutes`` window holding the event, per project and user."""
+    if user_id is None:
+        return None
+    window = timestamp_us // (window_minutes * 60_000_000)
+    material = f"{project_id}\x1f{user_id}\x1f{window_minutes}\x1f{window}".encode()
+    return "s_" + hashlib.blake2b(material, digest_size=12).hexdigest()

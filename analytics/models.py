@@ -1,0 +1,56 @@
+"""The event as it travels after validation: a plain slotted record.
+
+Between edge, buffer, Kafka and sink an event is the tuple ``EventRow``
+encoded with orjson; timestamps are integer microseconds since the epoch
+(UTC) and ``properties`` is the already-serialized JSON text, so nothing in
+the hot path re-parses or re-validates it.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+import orjson
+
+
+class EventRow(NamedTuple):
+    """One accepted event, field for field the ``events`` table (SPEC §3)."""
+
+    project_id: str
+    event_id: str
+    event_source_id: int
+    event_source: str
+    user_id: str | None
+    session_id: str | None
+    event_name: str
+    properties: str
+    timestamp_us: int
+    sample_rate: float
+    received_at_us: int
+    ip_address: str | None
+    user_agent: str | None
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def to_us(moment: datetime) -> int:
+    """Microseconds since the epoch of an aware datetime."""
+    delta = moment - EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def from_us(micros: int) -> datetime:
+    """Aware UTC datetime from microseconds since the epoch."""
+    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
+
+
+def encode_rows(rows: list[EventRow]) -> bytes:
+    """Wire form of a group of events (Redis entry or Kafka message value)."""
+    return orjson.dumps([tuple(row) for row in rows])
+
+
+def decode_rows(raw: bytes | str) -> list[EventRow]:
+    """Inverse of :func:`encode_rows`."""
+    return [EventRow(*item) for item in orjson.loads(raw)]

@@ -1,0 +1,57 @@
+"""Settings: the one configuration object, read from the environment once.
+
+Built at the entry points (CLI, worker, edge, ``make run``) and handed down;
+nothing else reads ``os.environ``. Tests build ``Settings(...)`` directly.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of the stack; environment variable names are the field names upper-cased."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/analytics"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    kafka_broker: str = "kafka://127.0.0.1:9092"
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    worker_web_port: int = 6066
+
+    # Names of the buffer and topics live here and nowhere else.
+    app_id: str = "simple-analytics"
+    stream_key: str = "sa:events"
+    stream_group: str = "bridge"
+    events_topic: str = "sa-events"
+    topic_partitions: int = Field(default=4, ge=1)
+
+    # Edge limits (SPEC §4).
+    max_batch_events: int = 1000
+    max_batch_bytes: int = 5 * 1024 * 1024
+    max_event_bytes: int = 1024 * 1024
+    max_properties_bytes: int = 64 * 1024
+    future_tolerance_seconds: int = 24 * 3600
+    clock_skew_threshold_seconds: int = 150
+    session_window_minutes: int = 60
+    key_cache_seconds: float = 5.0
+    trusted_proxies: tuple[str, ...] = ()
+
+    # Bridge: Redis Stream -> Kafka.
+    bridge_enabled: bool = True
+    bridge_read_count: int = 500
+    bridge_block_ms: int = 200
+    bridge_claim_idle_ms: int = 30_000
+    bridge_events_per_message: int = 500
+
+    # Raw sink agent.
+    sink_batch_messages: int = 200
+    sink_batch_seconds: float = 0.2
+    partitions_ahead_days: int = 7
+
+    log_level: str = "info"
+    log_format: str = "text"

@@ -1,0 +1,121 @@
+"""Writing raw events: COPY into a staging table, then one idempotent insert.
+
+Idempotency: ``event_ids`` holds (project_id, event_id) once. The insert into
+``events`` takes only the staged rows whose id was new to that ledger, in the
+same statement, so a replayed or retried event (even one whose server-side
+timestamp moved to another day) is stored once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import date
+
+import asyncpg
+
+from analytics.models import EventRow, from_us
+
+_COLUMNS = (
+    "event_id",
+    "project_id",
+    "event_source_id",
+    "user_id",
+    "session_id",
+    "event_name",
+    "properties",
+    "timestamp",
+    "sample_rate",
+    "received_at",
+    "ip_address",
+    "user_agent",
+)
+
+_STAGING = "sa_staging_events"
+
+_CREATE_STAGING = f"""
+CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
+    event_id text, project_id text, event_source_id bigint, user_id text,
+    session_id text, event_name text, properties text, "timestamp" timestamptz,
+    sample_rate double precision, received_at timestamptz, ip_address text,
+    user_agent text
+) ON COMMIT DELETE ROWS
+"""
+
+_INSERT_NEW = f"""
+WITH fresh AS (
+    INSERT INTO event_ids (project_id, event_id, "timestamp")
+    SELECT project_id, event_id, "timestamp" FROM {_STAGING}
+    ON CONFLICT DO NOTHING
+    RETURNING project_id, event_id
+)
+INSERT INTO events ({", ".join(f'"{c}"' for c in _COLUMNS)})
+SELECT s.event_id, s.project_id, s.event_source_id, s.user_id, s.session_id, s.event_name,
+       s.properties::jsonb, s."timestamp", s.sample_rate, s.received_at, s.ip_address,
+       s.user_agent
+FROM {_STAGING} s JOIN fresh USING (project_id, event_id)
+RETURNING project_id, event_id
+"""
+
+
+def _unique(rows: Iterable[EventRow]) -> list[EventRow]:
+    """First occurrence of each (project_id, event_id) in a batch."""
+    seen: set[tuple[str, str]] = set()
+    out: list[EventRow] = []
+    for row in rows:
+        key = (row.project_id, row.event_id)
+        if key not in seen:
+            seen.add(key)
+            out.append(row)
+    return out
+
+
+class PartitionCache:
+    """Days whose partition is known to exist, so each is ensured once per process."""
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: set[date] = set()
+
+    async def ensure(self, conn: asyncpg.Connection, rows: Sequence[EventRow]) -> None:
+        """Create any missing day partitions the rows fall into."""
+        day_us = 86_400_000_000
+        days = {row.timestamp_us // day_us for row in rows}
+        for day_index in days:
+            day = from_us(day_index * day_us).date()
+            if day in self._known:
+                continue
+            await conn.execute("SELECT sa_ensure_partition($1)", day)
+            self._known.add(day)
+
+
+async def write_events(
+    conn: asyncpg.Connection, rows: Sequence[EventRow], partitions: PartitionCache
+) -> set[tuple[str, str]]:
+    """Store the rows not stored before; returns the (project_id, event_id) that were new."""
+    batch = _unique(rows)
+    if not batch:
+        return set()
+    await partitions.ensure(conn, batch)
+    records = [
+        (
+            r.event_id,
+            r.project_id,
+            r.event_source_id,
+            r.user_id,
+            r.session_id,
+            r.event_name,
+            r.properties,
+            from_us(r.timestamp_us),
+            r.sample_rate,
+            from_us(r.received_at_us),
+            r.ip_address,
+            r.user_agent,
+        )
+        for r in batch
+    ]
+    async with conn.transaction():
+        await conn.execute(_CREATE_STAGING)
+        await conn.copy_records_to_table(_STAGING, records=records, columns=_COLUMNS)
+        fresh = await conn.fetch(_INSERT_NEW)
+    return {(r["project_id"], r["event_id"]) for r in fresh}

@@ -1,0 +1,19 @@
+"""Topic and table names: one place, derived from the settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from analytics.settings import Settings
+
+
+def events_topic(app: Any, settings: Settings) -> Any:
+    """The packed raw-events topic the bridge writes and the agents read (bytes in, bytes out)."""
+    return app.topic(
+        settings.events_topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.topic_partitions,
+    )

@@ -1,0 +1,83 @@
+"""The aiohttp edge: ``make_edge(settings)`` builds the application.
+
+Each resource (PostgreSQL pool, Redis client) is opened and closed by one
+cleanup context and stored under a typed ``web.AppKey``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from analytics import buffer
+from analytics.settings import Settings
+from analytics.storage.migrate import migrate
+from web import health, ingest
+from web.auth import KeyCache, SourceCache
+from web.client import parse_networks
+from web.keys import KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
+from web.middleware import error_middleware
+
+log = logging.getLogger(__name__)
+
+
+async def _postgres(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, partitions_ahead_days=settings.partitions_ahead_days)
+        app[PG_POOL] = pool
+        app[KEY_CACHE] = KeyCache(pool, settings.key_cache_seconds)
+        app[SOURCE_CACHE] = SourceCache(pool)
+        yield
+    finally:
+        await pool.close()
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    client = buffer.connect(app[SETTINGS].redis_url)
+    app[REDIS] = client
+    try:
+        yield
+    finally:
+        await client.aclose()
+
+
+def make_edge(settings: Settings) -> web.Application:
+    """The edge application for these settings (not yet started)."""
+    app = web.Application(
+        middlewares=[error_middleware],
+        client_max_size=settings.max_batch_bytes * 2 + 1024,
+    )
+    app[SETTINGS] = settings
+    app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
+    app.cleanup_ctx.append(_postgres)
+    app.cleanup_ctx.append(_redis)
+    app.router.add_post("/api/events/ingest/", ingest.ingest_one)
+    app.router.add_post("/api/events/batch/", ingest.ingest_batch)
+    app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", health.readyz)
+    return app
+
+
+async def serve_edge(settings: Settings) -> None:
+    """Serve the edge until SIGINT/SIGTERM, then drain in-flight requests and close."""
+    runner = web.AppRunner(make_edge(settings), access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
+        await site.start()
+        log.info("edge listening on http://%s:%d", settings.http_host, settings.http_port)
+        await stop.wait()
+    finally:
+        await runner.cleanup()

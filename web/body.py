@@ -1,0 +1,80 @@
+"""Reading request bodies: content type, gzip, size limits, JSON.
+
+Limits apply to the decompressed size; gzip is inflated in bounded steps so
+a decompression bomb is refused with 413 without ever being held in memory.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from analytics.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+JSON_TYPES = frozenset({"application/json", "text/plain", ""})
+
+
+async def read_json(request: web.Request, limit: int) -> Any:
+    """The parsed JSON body, at most ``limit`` bytes once decompressed."""
+    if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"content type {request.content_type!r} is not accepted; send application/json",
+            field="Content-Type",
+        )
+    encoding = request.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        raise UnsupportedMediaType(
+            f"content encoding {encoding!r} is not accepted; send gzip or none",
+            code="unsupported_content_encoding",
+            field="Content-Encoding",
+        )
+    raw = await _read_limited(request, limit if encoding != "gzip" else limit * 2 + 1024)
+    if encoding == "gzip":
+        raw = _gunzip(raw, limit)
+    elif len(raw) > limit:
+        raise _too_large(len(raw), limit)
+    if not raw:
+        raise BadRequest("the request body is empty", code="invalid_json", field="body")
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json", field="body") from exc
+
+
+async def _read_limited(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(request.content_length, limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(65536):
+        size += len(chunk)
+        if size > limit:
+            raise _too_large(size, limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _gunzip(raw: bytes, limit: int) -> bytes:
+    inflater = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(raw, limit + 1)
+    except zlib.error as exc:
+        raise BadRequest(
+            "the body is not valid gzip", code="invalid_gzip", field="Content-Encoding"
+        ) from exc
+    if len(out) > limit or inflater.unconsumed_tail:
+        raise PayloadTooLarge(
+            f"the decompressed body exceeds the limit of {limit} bytes",
+            code="payload_too_large",
+            field="body",
+        )
+    return out
+
+
+def _too_large(size: int, limit: int) -> PayloadTooLarge:
+    return PayloadTooLarge(
+        f"the body is {size} bytes; the limit is {limit}", code="payload_too_large", field="body"
+    )

@@ -1,0 +1,45 @@
+"""Who is on the other end of a request: the client IP behind trusted proxies."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from aiohttp import web
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
+    """CIDR strings as networks (a bare address is a /32 or /128)."""
+    return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+
+
+def _trusted(address: str | None, networks: Sequence[Network]) -> bool:
+    if not address or not networks:
+        return False
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def client_ip(request: web.Request, trusted: Sequence[Network]) -> str | None:
+    """The socket peer, or the forwarded address when the peer is a trusted proxy.
+
+    ``X-Forwarded-For`` is read right to left, skipping trusted hops, so a
+    client cannot forge its address by sending the header itself.
+    """
+    peer = request.remote
+    if not _trusted(peer, trusted):
+        return peer
+    forwarded = request.headers.get("X-Forwarded-For")
+    if forwarded:
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        for hop in reversed(hops):
+            if not _trusted(hop, trusted):
+                return hop
+        return hops[0] if hops else peer
+    real = request.headers.get("X-Real-IP")
+    return real.strip() if real else peer
