@@ -7,6 +7,7 @@ commands; this module builds it once, from the environment, as ``app``.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -20,6 +21,7 @@ def make_app(settings: Settings) -> Any:
     from analytics import commands
     from analytics.topics import events_topic
 
+    Path(settings.worker_datadir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=settings.kafka_broker,
@@ -32,6 +34,10 @@ def make_app(settings: Settings) -> Any:
         stream_buffer_maxsize=max(4096, settings.sink_batch_messages * 2),
         broker_commit_every=settings.sink_batch_messages,
         broker_commit_interval=1.0,
+        broker_session_timeout=settings.worker_session_timeout,
+        broker_heartbeat_interval=1.0,
+        broker_rebalance_timeout=settings.worker_rebalance_timeout,
+        datadir=settings.worker_datadir,
         web_port=settings.worker_web_port,
         web_host="127.0.0.1",
         producer_max_request_size=8 * 1024 * 1024,

@@ -6,6 +6,8 @@ nothing else reads ``os.environ``. Tests build ``Settings(...)`` directly.
 
 from __future__ import annotations
 
+import json
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -53,5 +55,22 @@ class Settings(BaseSettings):
     sink_batch_seconds: float = 0.2
     partitions_ahead_days: int = 7
 
+    # faust worker: a dead worker's partitions move after this many seconds.
+    worker_session_timeout: float = 6.0
+    worker_rebalance_timeout: float = 3.0
+    worker_datadir: str = ".run/worker-data"
+
     log_level: str = "info"
     log_format: str = "text"
+
+    def as_environ(self) -> dict[str, str]:
+        """These settings as the environment variables that would rebuild them (for child processes)."""
+        out: dict[str, str] = {}
+        for name, value in self.model_dump().items():
+            if isinstance(value, tuple | list | dict):
+                out[name.upper()] = json.dumps(list(value) if isinstance(value, tuple) else value)
+            elif isinstance(value, bool):
+                out[name.upper()] = "true" if value else "false"
+            else:
+                out[name.upper()] = str(value)
+        return out
