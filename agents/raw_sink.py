@@ -32,7 +32,12 @@ async def _store(pool: asyncpg.Pool, rows: list[EventRow], partitions: Partition
             async with pool.acquire() as conn:
                 return len(await write_events(conn, rows, partitions))
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-            log.warning("raw sink: write failed (%s: %s); retrying in %.1fs", type(exc).__name__, exc, backoff)
+            log.warning(
+                "raw sink: write failed (%s: %s); retrying in %.1fs",
+                type(exc).__name__,
+                exc,
+                backoff,
+            )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 5.0)
 

@@ -19,6 +19,7 @@ import os
 import socket
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -28,6 +29,9 @@ from redis.exceptions import RedisError, ResponseError
 from analytics.buffer import FIELD
 
 log = logging.getLogger(__name__)
+
+# A stream entry as redis-py returns it: (entry id, {field: value}).
+Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 @dataclass(slots=True)
@@ -65,7 +69,7 @@ class Bridge:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    async def _forward(self, entries: list[tuple[bytes, dict[bytes, bytes]]]) -> int:
+    async def _forward(self, entries: list[Entry]) -> int:
         """Produce the entries' events, wait for Kafka, then ack and delete them."""
         if not entries:
             return 0
@@ -88,22 +92,31 @@ class Bridge:
                 sends.append(await self.producer.send(self.topic, orjson.dumps(chunk), key=key))
         # Every delivery must be acknowledged before any entry is acked in Redis.
         await asyncio.gather(*sends)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            pipe.xack(self.stream, self.group, *ids)
-            pipe.xdel(self.stream, *ids)
-            await pipe.execute()
+        await self._ack(ids)
         self.stats.entries += len(ids)
         self.stats.events += count
         self.stats.messages += len(sends)
         return count
+
+    async def _ack(self, ids: list[bytes]) -> None:
+        """Acknowledge and trim entries whose events Kafka has acknowledged."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.xack(self.stream, self.group, *ids)
+            pipe.xdel(self.stream, *ids)
+            await pipe.execute()
 
     async def _reclaim(self) -> int:
         """Take over entries another (dead) bridge left pending, and forward them."""
         total = 0
         start = "0-0"
         while True:
-            reply = await self.redis.xautoclaim(
-                self.stream, self.group, self.consumer, self.claim_idle_ms, start, count=self.read_count
+            reply: Any = await self.redis.xautoclaim(
+                self.stream,
+                self.group,
+                self.consumer,
+                self.claim_idle_ms,
+                start,
+                count=self.read_count,
             )
             start_id, claimed = reply[0], reply[1]
             live = [(eid, fields) for eid, fields in claimed if fields]
@@ -118,7 +131,7 @@ class Bridge:
             start = start_id
 
     async def _read_new(self, block_ms: int | None) -> int:
-        reply = await self.redis.xreadgroup(
+        reply: Any = await self.redis.xreadgroup(
             self.group, self.consumer, {self.stream: ">"}, count=self.read_count, block=block_ms
         )
         if not reply:
@@ -133,14 +146,14 @@ class Bridge:
             sent = await self._read_new(None)
             total += sent
             if sent == 0:
-                pending = await self.redis.xpending(self.stream, self.group)
+                pending: Any = await self.redis.xpending(self.stream, self.group)
                 if not pending["pending"]:
                     return total
                 # Entries pending for this consumer (an earlier failed attempt): retry them.
                 total += await self._retry_own()
 
     async def _retry_own(self) -> int:
-        reply = await self.redis.xreadgroup(
+        reply: Any = await self.redis.xreadgroup(
             self.group, self.consumer, {self.stream: "0"}, count=self.read_count
         )
         entries = reply[0][1] if reply else []
@@ -173,7 +186,7 @@ class Bridge:
                 backoff = min(backoff * 2, 5.0)
 
     async def _retry_own_quick(self) -> None:
-        reply = await self.redis.xreadgroup(
+        reply: Any = await self.redis.xreadgroup(
             self.group, self.consumer, {self.stream: "0"}, count=self.read_count
         )
         entries = reply[0][1] if reply else []

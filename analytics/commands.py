@@ -43,10 +43,16 @@ def register(app: Any, settings: Settings) -> None:
         await ensure_database(settings.database_url)
         conn = await asyncpg.connect(settings.database_url)
         try:
-            applied = await apply_migrations(conn, partitions_ahead_days=settings.partitions_ahead_days)
+            applied = await apply_migrations(
+                conn, partitions_ahead_days=settings.partitions_ahead_days
+            )
         finally:
             await conn.close()
-        _emit(self, {"applied": applied}, f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}")
+        _emit(
+            self,
+            {"applied": applied},
+            f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}",
+        )
 
     @app.command(argument("name"))
     async def create_project(self: Any, name: str) -> None:
@@ -78,11 +84,18 @@ def register(app: Any, settings: Settings) -> None:
             rows = await projects.list_projects(conn)
         finally:
             await conn.close()
-        data = [{"project_id": r["id"], "name": r["name"], "created_at": r["created_at"]} for r in rows]
+        data = [
+            {"project_id": r["id"], "name": r["name"], "created_at": r["created_at"]} for r in rows
+        ]
         if self.json:
             self.say(orjson.dumps(data, default=str).decode())
         else:
-            self.say(self.tabulate([(d["project_id"], d["name"], str(d["created_at"])) for d in data], headers=["project_id", "name", "created_at"]))
+            self.say(
+                self.tabulate(
+                    [(d["project_id"], d["name"], str(d["created_at"])) for d in data],
+                    headers=["project_id", "name", "created_at"],
+                )
+            )
 
     @app.command(
         option("--once", is_flag=True, default=False, help="Drain the buffer once and exit."),

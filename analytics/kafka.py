@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 def bootstrap(broker_url: str) -> str:
     """``kafka://h:p;kafka://h2:p`` (faust style) as aiokafka's ``h:p,h2:p``."""
-    hosts = [part.strip().removeprefix("kafka://") for part in broker_url.replace(";", ",").split(",")]
+    hosts = [
+        part.strip().removeprefix("kafka://") for part in broker_url.replace(";", ",").split(",")
+    ]
     return ",".join(h for h in hosts if h)
 
 

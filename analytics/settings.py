@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     log_format: str = "text"
 
     def as_environ(self) -> dict[str, str]:
-        """These settings as the environment variables that would rebuild them (for child processes)."""
+        """The environment variables that rebuild these settings (for child processes)."""
         out: dict[str, str] = {}
         for name, value in self.model_dump().items():
             if isinstance(value, tuple | list | dict):

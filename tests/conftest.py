@@ -100,9 +100,7 @@ def settings(broker_url: str, database_url: str, run_dir: Path) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def settings_factory(
-    broker_url: str, database_url: str, run_dir: Path
-) -> Callable[..., Settings]:
+def settings_factory(broker_url: str, database_url: str, run_dir: Path) -> Callable[..., Settings]:
     def factory(**overrides: Any) -> Settings:
         return make_settings(broker_url, database_url, run_dir, **overrides)
 

@@ -39,7 +39,9 @@ async def read_json(request: web.Request, limit: int) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadRequest(f"the body is not valid JSON: {exc}", code="invalid_json", field="body") from exc
+        raise BadRequest(
+            f"the body is not valid JSON: {exc}", code="invalid_json", field="body"
+        ) from exc
 
 
 async def _read_limited(request: web.Request, limit: int, *, compressed: bool) -> bytes:

@@ -25,7 +25,7 @@ def _trusted(address: str | None, networks: Sequence[Network]) -> bool:
     return any(ip in net for net in networks)
 
 
-def client_ip(request: web.Request, trusted: Sequence[Network]) -> str | None:
+def client_ip(request: web.Request, trusted: tuple[Network, ...]) -> str | None:
     """The socket peer, or the forwarded address when the peer is a trusted proxy.
 
     ``X-Forwarded-For`` is read right to left, skipping trusted hops, so a

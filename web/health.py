@@ -32,4 +32,6 @@ async def readyz(request: web.Request) -> web.Response:
     except Exception as exc:
         checks["postgres"] = f"fail: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
-    return json_response({"status": "ok" if ready else "fail", "checks": checks}, 200 if ready else 503)
+    return json_response(
+        {"status": "ok" if ready else "fail", "checks": checks}, 200 if ready else 503
+    )

@@ -59,7 +59,9 @@ async def _with_sources(request: web.Request, rows: list[EventRow]) -> list[Even
     """Rows with their ``event_source_id`` filled in (sources created on first use)."""
     if not rows:
         return rows
-    ids = await request.app[SOURCE_CACHE].resolve(rows[0].project_id, {r.event_source for r in rows})
+    ids = await request.app[SOURCE_CACHE].resolve(
+        rows[0].project_id, {r.event_source for r in rows}
+    )
     return [r._replace(event_source_id=ids[r.event_source]) for r in rows]
 
 
@@ -81,10 +83,14 @@ async def ingest_batch(request: web.Request) -> web.Response:
     body = await read_json(request, settings.max_batch_bytes)
     record = await _authenticate(request, body)
     if not isinstance(body, dict):
-        raise BadRequest('the body must be an object {"events": [...]}', code="invalid_batch", field="body")
+        raise BadRequest(
+            'the body must be an object {"events": [...]}', code="invalid_batch", field="body"
+        )
     events = body.get("events")
     if not isinstance(events, list):
-        raise BadRequest("events must be a list of event objects", code="events_invalid", field="events")
+        raise BadRequest(
+            "events must be a list of event objects", code="events_invalid", field="events"
+        )
     if len(events) > settings.max_batch_events:
         raise PayloadTooLarge(
             f"the batch has {len(events)} events; the limit is {settings.max_batch_events}",

@@ -64,7 +64,9 @@ def _text(body: dict[str, Any], name: str, *, required: bool, max_len: int) -> s
 def parse_time(value: Any, field: str) -> int:
     """ISO 8601 text (naive means UTC) or epoch seconds, as epoch microseconds."""
     if isinstance(value, bool):
-        raise BadRequest(f"{field} must be an ISO 8601 datetime", code=f"{field}_invalid", field=field)
+        raise BadRequest(
+            f"{field} must be an ISO 8601 datetime", code=f"{field}_invalid", field=field
+        )
     if isinstance(value, int | float):
         try:
             return to_us(datetime.fromtimestamp(float(value), tz=UTC))
@@ -73,7 +75,9 @@ def parse_time(value: Any, field: str) -> int:
                 f"{field} is not a valid epoch time", code=f"{field}_invalid", field=field
             ) from exc
     if not isinstance(value, str):
-        raise BadRequest(f"{field} must be an ISO 8601 datetime", code=f"{field}_invalid", field=field)
+        raise BadRequest(
+            f"{field} must be an ISO 8601 datetime", code=f"{field}_invalid", field=field
+        )
     try:
         moment = datetime.fromisoformat(value)
     except ValueError as exc:

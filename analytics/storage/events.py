@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
+from typing import TYPE_CHECKING
 
-import asyncpg
+if TYPE_CHECKING:
+    from analytics.storage import Connection
 
 from analytics.models import EventRow, from_us
 
@@ -77,7 +79,7 @@ class PartitionCache:
     def __init__(self) -> None:
         self._known: set[date] = set()
 
-    async def ensure(self, conn: asyncpg.Connection, rows: Sequence[EventRow]) -> None:
+    async def ensure(self, conn: Connection, rows: Sequence[EventRow]) -> None:
         """Create any missing day partitions the rows fall into."""
         day_us = 86_400_000_000
         days = {row.timestamp_us // day_us for row in rows}
@@ -90,7 +92,7 @@ class PartitionCache:
 
 
 async def write_events(
-    conn: asyncpg.Connection, rows: Sequence[EventRow], partitions: PartitionCache
+    conn: Connection, rows: Sequence[EventRow], partitions: PartitionCache
 ) -> set[tuple[str, str]]:
     """Store the rows not stored before; returns the (project_id, event_id) that were new."""
     batch = _unique(rows)

