@@ -19,18 +19,24 @@ import asyncpg
 
 from analytics.models import EventRow, decode_rows
 from analytics.settings import Settings
+from analytics.storage.aggregates import record_flush
 from analytics.storage.events import PartitionCache, write_events
 from analytics.storage.migrate import migrate
 
 log = logging.getLogger(__name__)
 
 
-async def _store(pool: asyncpg.Pool, rows: list[EventRow], partitions: PartitionCache) -> int:
+async def _store(
+    pool: asyncpg.Pool, rows: list[EventRow], partitions: PartitionCache
+) -> list[EventRow]:
     backoff = 0.2
     while True:
         try:
             async with pool.acquire() as conn:
-                return len(await write_events(conn, rows, partitions))
+                fresh, written = await write_events(conn, rows, partitions)
+                if written:
+                    await record_flush(conn, written)
+                return fresh
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
             log.warning(
                 "raw sink: write failed (%s: %s); retrying in %.1fs",
@@ -61,7 +67,7 @@ def register(app: Any, settings: Settings, topic: Any) -> None:
                 started = time.perf_counter()
                 write = asyncio.ensure_future(_store(pool, rows, partitions))
                 try:
-                    stored = await asyncio.shield(write)
+                    fresh = await asyncio.shield(write)
                 except asyncio.CancelledError:
                     # The batch is acked when this body exits: finish the write first.
                     await write
@@ -69,7 +75,7 @@ def register(app: Any, settings: Settings, topic: Any) -> None:
                 log.debug(
                     "raw sink: %d events, %d new, %.1f ms",
                     len(rows),
-                    stored,
+                    len(fresh),
                     (time.perf_counter() - started) * 1000,
                 )
         finally:

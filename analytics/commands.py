@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import click
 import orjson
 from faust.cli import argument, option
 
@@ -32,6 +35,24 @@ def _emit(command: Any, data: dict[str, Any], text: str) -> None:
         command.say(orjson.dumps(data, default=str).decode())
     else:
         command.say(text)
+
+
+def _day_range(start: str, end: str) -> tuple[datetime, datetime]:
+    """Whole UTC days covering [start, end)."""
+    try:
+        since = datetime.fromisoformat(start)
+        until = datetime.fromisoformat(end)
+    except ValueError as exc:
+        raise click.BadParameter(f"not an ISO 8601 date: {exc}") from exc
+    since = since.replace(tzinfo=since.tzinfo or UTC).astimezone(UTC)
+    until = until.replace(tzinfo=until.tzinfo or UTC).astimezone(UTC)
+    if until <= since:
+        raise click.BadParameter("--to must be after --from")
+    floor = since.replace(hour=0, minute=0, second=0, microsecond=0)
+    ceil = until.replace(hour=0, minute=0, second=0, microsecond=0)
+    if ceil < until:
+        ceil += timedelta(days=1)
+    return floor, ceil
 
 
 def register(app: Any, settings: Settings) -> None:
@@ -119,6 +140,37 @@ def register(app: Any, settings: Settings) -> None:
         finally:
             await producer.stop()
             await bridge.redis.aclose()
+
+    @app.command(
+        option("--from", "start", required=True, help="Start (ISO date/time, UTC), inclusive."),
+        option("--to", "end", required=True, help="End (ISO date/time, UTC), exclusive."),
+        option("--project", "project_id", default=None, help="Only this project."),
+    )
+    async def aggregate_events(self: Any, start: str, end: str, project_id: str | None) -> None:
+        """Rebuild the aggregate tables from raw events for whole UTC days in a range."""
+        from analytics.storage.aggregates import days_with_events, rebuild_day
+
+        since, until = _day_range(start, end)
+        conn = await _connect(settings)
+        try:
+            work = await days_with_events(conn, since, until, project_id)
+            total = 0
+            with click.progressbar(
+                work,
+                label="rebuilding",
+                file=sys.stderr,
+                show_pos=True,
+                item_show_func=lambda item: f"{item[0][:8]} {item[1]}" if item else "",
+            ) as bar:
+                for project, day in bar:
+                    total += await rebuild_day(conn, project, day)
+        finally:
+            await conn.close()
+        _emit(
+            self,
+            {"project_days": len(work), "events": total, "from": since, "to": until},
+            f"rebuilt {len(work)} project-day(s) from {total} raw event(s)",
+        )
 
     @app.command()
     async def edge(self: Any) -> None:

@@ -3,7 +3,9 @@
 Idempotency: ``event_ids`` holds (project_id, event_id) once. The insert into
 ``events`` takes only the staged rows whose id was new to that ledger, in the
 same statement, so a replayed or retried event (even one whose server-side
-timestamp moved to another day) is stored once.
+timestamp moved to another day) is stored once. The same transaction adds
+exactly those new rows to the aggregates (``analytics.storage.aggregates``),
+so raw rows and aggregates can never disagree.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ if TYPE_CHECKING:
     from analytics.storage import Connection
 
 from analytics.models import EventRow, from_us
+from analytics.rollup import Rollup
+from analytics.storage.aggregates import apply_rollup
 
 _COLUMNS = (
     "event_id",
@@ -92,12 +96,19 @@ class PartitionCache:
 
 
 async def write_events(
-    conn: Connection, rows: Sequence[EventRow], partitions: PartitionCache
-) -> set[tuple[str, str]]:
-    """Store the rows not stored before; returns the (project_id, event_id) that were new."""
+    conn: Connection,
+    rows: Sequence[EventRow],
+    partitions: PartitionCache,
+    *,
+    aggregate: bool = True,
+) -> tuple[list[EventRow], dict[str, int]]:
+    """Store the rows not stored before and add them to the aggregates, in one transaction.
+
+    Returns the rows that were new and the aggregate rows written per table.
+    """
     batch = _unique(rows)
     if not batch:
-        return set()
+        return [], {}
     await partitions.ensure(conn, batch)
     records = [
         (
@@ -116,8 +127,14 @@ async def write_events(
         )
         for r in batch
     ]
+    written: dict[str, int] = {}
     async with conn.transaction():
         await conn.execute(_CREATE_STAGING)
         await conn.copy_records_to_table(_STAGING, records=records, columns=_COLUMNS)
-        fresh = await conn.fetch(_INSERT_NEW)
-    return {(r["project_id"], r["event_id"]) for r in fresh}
+        fresh_ids = {(r["project_id"], r["event_id"]) for r in await conn.fetch(_INSERT_NEW)}
+        fresh = [r for r in batch if (r.project_id, r.event_id) in fresh_ids]
+        if aggregate and fresh:
+            rollup = Rollup()
+            rollup.add(fresh)
+            written = await apply_rollup(conn, rollup)
+    return fresh, written

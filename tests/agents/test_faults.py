@@ -20,6 +20,7 @@ from analytics.settings import Settings
 from analytics.storage import projects
 from tests.conftest import start_edge, wait_for
 from tests.processes import RedisServer, Worker
+from tests.recount import mismatches
 
 _ids = itertools.count()
 
@@ -89,9 +90,50 @@ async def test_worker_sigkill_mid_stream_keeps_every_event_once(
                 )
             }
         assert ids == set(accepted)
+        assert await mismatches(db, project.project_id) == []
     finally:
         first.kill()
         second.stop()
+        await runner.cleanup()
+
+
+async def test_two_workers_one_stopped_mid_stream_keeps_aggregates_exact(
+    http: aiohttp.ClientSession,
+    db: asyncpg.Pool,
+    settings_factory: Callable[..., Settings],
+    run_dir: Path,
+) -> None:
+    settings = settings_factory(topic_partitions=4)
+    runner = await start_edge(settings)
+    url = f"http://127.0.0.1:{settings.http_port}"
+    async with db.acquire() as conn:
+        group = [await projects.create_project(conn, f"two-workers-{i}") for i in range(4)]
+    one = Worker(settings, run_dir, "w1").start()
+    two = Worker(settings, run_dir, "w2").start()
+    try:
+        await asyncio.to_thread(one.wait_ready)
+        await asyncio.to_thread(two.wait_ready)
+        accepted: dict[str, list[str]] = {p.project_id: [] for p in group}
+        senders = [
+            asyncio.create_task(
+                send_batches(http, url, p.public_key, 40, 40, accepted[p.project_id])
+            )
+            for p in group
+        ]
+        await wait_for(lambda: _some_stored(db, group[0].project_id), timeout=60)
+        two.stop()  # partitions move to the survivor mid-stream
+        await asyncio.gather(*senders)
+        for p in group:
+            assert len(accepted[p.project_id]) == 1600
+            await wait_for(lambda p=p: _count_is(db, p.project_id, 1600), timeout=90, interval=0.5)
+        await asyncio.sleep(1.0)
+        for p in group:
+            count, distinct = await stored(db, p.project_id)
+            assert count == distinct == 1600
+            assert await mismatches(db, p.project_id) == []
+    finally:
+        one.stop()
+        two.stop()
         await runner.cleanup()
 
 
@@ -166,6 +208,7 @@ async def test_bridge_dying_between_produce_and_xack_stores_once(
         await asyncio.sleep(1.0)
         count, distinct = await stored(db, project.project_id)
         assert count == distinct == 100
+        assert await mismatches(db, project.project_id) == []
         await dying.redis.aclose()
         await healthy.redis.aclose()
     finally:

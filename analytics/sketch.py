@@ -1,0 +1,122 @@
+"""Distinct-count sketches: exact sets that turn into HyperLogLog past 10,000 members.
+
+Members are 64-bit hashes (BLAKE2b) of the user or session id. A sketch is
+exact while it holds at most ``EXACT_LIMIT`` members (stored as the raw
+hashes; a collision among 10,000 64-bit hashes has odds below 1e-11), then
+becomes a HyperLogLog with 2^14 one-byte registers (16 KiB) whose relative
+standard error is 1.04/sqrt(16384) = 0.81 % (within 2.5 % in 99.7 % of
+cases). Both forms merge with each other, so an hourly or daily figure can be
+built from 5-minute sketches, and adding a member twice never changes the
+count, so a replay cannot inflate it.
+
+Wire form: ``b"E"`` + little-endian uint64 hashes, or ``b"H"`` + registers.
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+from collections.abc import Iterable
+from hashlib import blake2b
+
+EXACT_LIMIT = 10_000
+PRECISION = 14
+REGISTERS = 1 << PRECISION
+_SHIFT = 64 - PRECISION
+_LOW_MASK = (1 << _SHIFT) - 1
+_ALPHA = 0.7213 / (1 + 1.079 / REGISTERS)
+STANDARD_ERROR = 1.04 / math.sqrt(REGISTERS)
+
+
+def member_hash(value: str) -> int:
+    """The 64-bit hash a sketch stores for one id."""
+    return int.from_bytes(blake2b(value.encode(), digest_size=8).digest(), "little")
+
+
+class Sketch:
+    """A mutable distinct-count sketch (exact set, then HyperLogLog)."""
+
+    __slots__ = ("_exact", "_registers")
+
+    def __init__(self) -> None:
+        self._exact: set[int] | None = set()
+        self._registers: bytearray | None = None
+
+    @classmethod
+    def from_bytes(cls, data: bytes | None) -> Sketch:
+        """Decode the stored form; ``None`` or empty is an empty sketch."""
+        sketch = cls()
+        if not data:
+            return sketch
+        kind, body = data[:1], data[1:]
+        if kind == b"E":
+            hashes = array("Q")
+            hashes.frombytes(body)
+            sketch._exact = set(hashes)
+        elif kind == b"H":
+            sketch._exact = None
+            sketch._registers = bytearray(body)
+        else:
+            raise ValueError(f"unknown sketch kind {kind!r}")
+        return sketch
+
+    def to_bytes(self) -> bytes:
+        """The stored form."""
+        if self._exact is not None:
+            return b"E" + array("Q", self._exact).tobytes()
+        assert self._registers is not None
+        return b"H" + bytes(self._registers)
+
+    @property
+    def is_exact(self) -> bool:
+        """True while the count is exact."""
+        return self._exact is not None
+
+    def add_many(self, hashes: Iterable[int]) -> None:
+        """Add member hashes; duplicates change nothing."""
+        if self._exact is not None:
+            self._exact.update(hashes)
+            if len(self._exact) > EXACT_LIMIT:
+                self._to_hll()
+            return
+        registers = self._registers
+        assert registers is not None
+        for h in hashes:
+            index = h >> _SHIFT
+            rank = _SHIFT - (h & _LOW_MASK).bit_length() + 1
+            if rank > registers[index]:
+                registers[index] = rank
+
+    def merge(self, other: Sketch) -> None:
+        """Union with another sketch."""
+        if other._exact is not None:
+            self.add_many(other._exact)
+            return
+        assert other._registers is not None
+        if self._exact is not None:
+            members = self._exact
+            self._exact = None
+            self._registers = bytearray(other._registers)
+            self.add_many(members)
+            return
+        assert self._registers is not None
+        self._registers = bytearray(map(max, self._registers, other._registers))
+
+    def _to_hll(self) -> None:
+        members = self._exact or set()
+        self._exact = None
+        self._registers = bytearray(REGISTERS)
+        self.add_many(members)
+
+    def cardinality(self) -> int:
+        """Exact count, or the HyperLogLog estimate (linear counting in the small range)."""
+        if self._exact is not None:
+            return len(self._exact)
+        assert self._registers is not None
+        registers = self._registers
+        total = math.fsum(2.0**-r for r in registers)
+        estimate = _ALPHA * REGISTERS * REGISTERS / total
+        zeros = registers.count(0)
+        if estimate <= 2.5 * REGISTERS and zeros:
+            estimate = REGISTERS * math.log(REGISTERS / zeros)
+        return round(estimate)

@@ -1,0 +1,269 @@
+"""Writing aggregate deltas to PostgreSQL, inside the raw sink's transaction.
+
+Exactly-once effect: the deltas come only from events the ``event_ids``
+ledger accepted as new in the same transaction, so a replayed batch, a Kafka
+duplicate or a redelivery after a rebalance adds nothing, and a crash before
+commit leaves neither the rows nor their counts. Counts are added
+(``count = count + delta``); sketches are read under a row lock, merged and
+written back. A per-project advisory lock serialises writers of one project
+(two workers during a rebalance, or ``aggregate-events`` rebuilding a range).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, date, datetime
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from analytics.models import from_us
+from analytics.rollup import GRAINS, AggKey, DayDelta, Delta, Rollup
+from analytics.sketch import Sketch
+
+if TYPE_CHECKING:
+    from analytics.storage import Connection
+
+TOP_EVENTS = 10
+
+_SELECT_SKETCHES = """
+SELECT a.project_id, a.event_source, a.event_name, a.bucket_start,
+       a.users_sketch, a.sessions_sketch
+FROM {table} a
+JOIN unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS k(p, s, n, b)
+  ON a.project_id = k.p AND a.event_source = k.s AND a.event_name = k.n AND a.bucket_start = k.b
+FOR UPDATE OF a
+"""
+
+_UPSERT = """
+INSERT INTO {table} AS a (project_id, event_source, event_name, bucket_start, event_count,
+    estimated_count, unique_users, unique_sessions, users_sketch, sessions_sketch, updated_at)
+SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[],
+    $6::float8[], $7::bigint[], $8::bigint[], $9::bytea[], $10::bytea[])
+ON CONFLICT (project_id, event_source, event_name, bucket_start) DO UPDATE SET
+    event_count = a.event_count + EXCLUDED.event_count,
+    estimated_count = a.estimated_count + EXCLUDED.estimated_count,
+    unique_users = EXCLUDED.unique_users,
+    unique_sessions = EXCLUDED.unique_sessions,
+    users_sketch = EXCLUDED.users_sketch,
+    sessions_sketch = EXCLUDED.sessions_sketch,
+    updated_at = now()
+"""
+
+_SELECT_DAYS = """
+SELECT d.project_id, d.day, d.users_sketch, d.sessions_sketch, d.event_counts, d.sources
+FROM project_daily_summary d
+JOIN unnest($1::text[], $2::date[]) AS k(p, day) ON d.project_id = k.p AND d.day = k.day
+FOR UPDATE OF d
+"""
+
+_UPSERT_DAYS = """
+INSERT INTO project_daily_summary AS d (project_id, day, total_events, estimated_events,
+    unique_users, unique_sessions, top_events, sources, event_counts, users_sketch,
+    sessions_sketch, updated_at)
+SELECT *, now() FROM unnest($1::text[], $2::date[], $3::bigint[], $4::float8[], $5::bigint[],
+    $6::bigint[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::bytea[], $11::bytea[])
+ON CONFLICT (project_id, day) DO UPDATE SET
+    total_events = d.total_events + EXCLUDED.total_events,
+    estimated_events = d.estimated_events + EXCLUDED.estimated_events,
+    unique_users = EXCLUDED.unique_users,
+    unique_sessions = EXCLUDED.unique_sessions,
+    top_events = EXCLUDED.top_events,
+    sources = EXCLUDED.sources,
+    event_counts = EXCLUDED.event_counts,
+    users_sketch = EXCLUDED.users_sketch,
+    sessions_sketch = EXCLUDED.sessions_sketch,
+    updated_at = now()
+"""
+
+
+async def lock_projects(conn: Connection, projects: Sequence[str]) -> None:
+    """Transaction-scoped lock per project, taken in a fixed order (no deadlocks)."""
+    for project_id in sorted(projects):
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", project_id)
+
+
+def _merged(stored: bytes | None, new: set[int]) -> Sketch:
+    sketch = Sketch.from_bytes(stored)
+    sketch.add_many(new)
+    return sketch
+
+
+async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]) -> int:
+    keys = sorted(deltas)
+    times = [from_us(k[3]) for k in keys]
+    columns = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], times)
+    stored: dict[tuple[str, str, str, datetime], tuple[bytes | None, bytes | None]] = {
+        (r[0], r[1], r[2], r[3]): (r[4], r[5])
+        for r in await conn.fetch(_SELECT_SKETCHES.format(table=table), *columns)
+    }
+    counts: list[int] = []
+    estimates: list[float] = []
+    users: list[int] = []
+    sessions: list[int] = []
+    user_bytes: list[bytes] = []
+    session_bytes: list[bytes] = []
+    for key, when in zip(keys, times, strict=True):
+        delta = deltas[key]
+        old_users, old_sessions = stored.get((key[0], key[1], key[2], when), (None, None))
+        user_sketch = _merged(old_users, delta.users)
+        session_sketch = _merged(old_sessions, delta.sessions)
+        counts.append(delta.count)
+        estimates.append(delta.estimated)
+        users.append(user_sketch.cardinality())
+        sessions.append(session_sketch.cardinality())
+        user_bytes.append(user_sketch.to_bytes())
+        session_bytes.append(session_sketch.to_bytes())
+    await conn.execute(
+        _UPSERT.format(table=table),
+        *columns,
+        counts,
+        estimates,
+        users,
+        sessions,
+        user_bytes,
+        session_bytes,
+    )
+    return len(keys)
+
+
+def _top(counts: dict[str, int]) -> list[dict[str, Any]]:
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:TOP_EVENTS]
+    return [{"event_name": name, "count": n} for name, n in ranked]
+
+
+async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) -> int:
+    keys = sorted(days)
+    projects = [k[0] for k in keys]
+    day_list = [k[1] for k in keys]
+    stored = {(r[0], r[1]): r for r in await conn.fetch(_SELECT_DAYS, projects, day_list)}
+    rows: list[list[Any]] = [[] for _ in range(9)]
+    for key in keys:
+        delta = days[key]
+        old = stored.get(key)
+        names: dict[str, int] = orjson.loads(old["event_counts"]) if old else {}
+        sources: dict[str, int] = orjson.loads(old["sources"]) if old else {}
+        for name, n in delta.names.items():
+            names[name] = names.get(name, 0) + n
+        for name, n in delta.sources.items():
+            sources[name] = sources.get(name, 0) + n
+        user_sketch = _merged(old["users_sketch"] if old else None, delta.users)
+        session_sketch = _merged(old["sessions_sketch"] if old else None, delta.sessions)
+        for column, value in zip(
+            rows,
+            (
+                delta.count,
+                delta.estimated,
+                user_sketch.cardinality(),
+                session_sketch.cardinality(),
+                orjson.dumps(_top(names)).decode(),
+                orjson.dumps(sources).decode(),
+                orjson.dumps(names).decode(),
+                user_sketch.to_bytes(),
+                session_sketch.to_bytes(),
+            ),
+            strict=True,
+        ):
+            column.append(value)
+    await conn.execute(_UPSERT_DAYS, projects, day_list, *rows)
+    return len(keys)
+
+
+async def apply_rollup(conn: Connection, rollup: Rollup) -> dict[str, int]:
+    """Add a batch's deltas to every aggregate table (call inside the sink's transaction)."""
+    written: dict[str, int] = {}
+    if not rollup.projects:
+        return written
+    await lock_projects(conn, sorted(rollup.projects))
+    for table in GRAINS:
+        deltas = rollup.grains[table]
+        if deltas:
+            written[table] = await _apply_grain(conn, table, deltas)
+    if rollup.days:
+        written["project_daily_summary"] = await _apply_days(conn, rollup.days)
+    return written
+
+
+async def record_flush(conn: Connection, written: dict[str, int]) -> None:
+    """Note the last flush per table (outside the batch transaction: no shared row lock)."""
+    now = datetime.now(UTC)
+    await conn.executemany(
+        "INSERT INTO flush_log (table_name, flushed_at, rows_written) VALUES ($1, $2, $3)"
+        " ON CONFLICT (table_name) DO UPDATE SET flushed_at = EXCLUDED.flushed_at,"
+        " rows_written = flush_log.rows_written + EXCLUDED.rows_written",
+        [(table, now, n) for table, n in written.items()],
+    )
+
+
+_RAW_FOR_DAY = """
+SELECT e.project_id, e.event_id, e.event_source_id, s.name, e.user_id, e.session_id,
+       e.event_name, e."timestamp", e.sample_rate
+FROM events e JOIN event_sources s ON s.id = e.event_source_id
+WHERE e.project_id = $1 AND e."timestamp" >= $2 AND e."timestamp" < $3
+"""
+
+
+async def rebuild_day(conn: Connection, project_id: str, day: date) -> int:
+    """Recompute one project's aggregates for one UTC day from its raw events.
+
+    Runs in one transaction under the project's lock, so the live path waits
+    and then adds its next batch on top of the rebuilt rows: nothing is lost
+    or counted twice while both run.
+    """
+    from analytics.models import EventRow, to_us
+
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    end = start + (from_us(86_400_000_000) - from_us(0))
+    async with conn.transaction():
+        await lock_projects(conn, [project_id])
+        for table in GRAINS:
+            await conn.execute(
+                f"DELETE FROM {table} WHERE project_id = $1"
+                " AND bucket_start >= $2 AND bucket_start < $3",
+                project_id,
+                start,
+                end,
+            )
+        await conn.execute(
+            "DELETE FROM project_daily_summary WHERE project_id = $1 AND day = $2", project_id, day
+        )
+        rollup = Rollup()
+        total = 0
+        cursor = conn.cursor(_RAW_FOR_DAY, project_id, start, end, prefetch=5000)
+        chunk: list[EventRow] = []
+        async for r in cursor:
+            chunk.append(
+                EventRow(
+                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], "", to_us(r[7]), r[8], 0, None, None
+                )
+            )
+            if len(chunk) >= 5000:
+                rollup.add(chunk)
+                total += len(chunk)
+                chunk = []
+        rollup.add(chunk)
+        total += len(chunk)
+        if total:
+            await apply_rollup(conn, rollup)
+    return total
+
+
+async def days_with_events(
+    conn: Connection, start: datetime, end: datetime, project_id: str | None
+) -> list[tuple[str, date]]:
+    """(project, day) pairs that have raw events or aggregates in [start, end)."""
+    rows = await conn.fetch(
+        """
+        SELECT DISTINCT project_id, ("timestamp" AT TIME ZONE 'UTC')::date AS day FROM events
+        WHERE "timestamp" >= $1 AND "timestamp" < $2 AND ($3::text IS NULL OR project_id = $3)
+        UNION
+        SELECT DISTINCT project_id, day FROM project_daily_summary
+        WHERE day >= ($1 AT TIME ZONE 'UTC')::date AND day < ($2 AT TIME ZONE 'UTC')::date
+          AND ($3::text IS NULL OR project_id = $3)
+        ORDER BY 1, 2
+        """,
+        start,
+        end,
+        project_id,
+    )
+    return [(r[0], r[1]) for r in rows]
