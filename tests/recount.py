@@ -17,7 +17,7 @@ async def recount(
     rows = await conn.fetch(
         f"""
         SELECT s.name, e.event_name,
-               date_bin('{WIDTHS[table]}', e."timestamp", TIMESTAMPTZ '1970-01-01 00:00:00+00') AS b,
+               date_bin('{WIDTHS[table]}', e."timestamp", TIMESTAMPTZ '1970-01-01+00') AS b,
                count(*), sum(1.0 / e.sample_rate), count(DISTINCT e.user_id),
                count(DISTINCT e.session_id)
         FROM events e JOIN event_sources s ON s.id = e.event_source_id
