@@ -17,13 +17,18 @@ from typing import Any
 
 import asyncpg
 
+from agents.live import update_live
 from analytics.models import EventRow, decode_rows
 from analytics.settings import Settings
 from analytics.storage.aggregates import record_flush
 from analytics.storage.events import PartitionCache, write_events
 from analytics.storage.migrate import migrate
+from tables.live import LIVE_EXPIRES
 
 log = logging.getLogger(__name__)
+
+# Events older than this are only aggregated in PostgreSQL, not in the live table.
+LIVE_HORIZON_US = int(LIVE_EXPIRES.total_seconds() * 1_000_000)
 
 
 async def _store(
@@ -48,8 +53,8 @@ async def _store(
             backoff = min(backoff * 2, 5.0)
 
 
-def register(app: Any, settings: Settings, topic: Any) -> None:
-    """Attach the raw sink agent to ``app``."""
+def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
+    """Attach the raw sink agent (raw rows, aggregates, live table) to ``app``."""
 
     @app.agent(topic, name="raw_sink")
     async def raw_sink(stream: Any) -> None:
@@ -62,8 +67,12 @@ def register(app: Any, settings: Settings, topic: Any) -> None:
                 settings.sink_batch_messages, within=settings.sink_batch_seconds
             ):
                 rows: list[EventRow] = []
+                anchors: dict[str, Any] = {}
                 for event in events:
-                    rows.extend(decode_rows(event.value))
+                    decoded = decode_rows(event.value)
+                    rows.extend(decoded)
+                    if decoded:
+                        anchors[decoded[0].project_id] = event
                 started = time.perf_counter()
                 write = asyncio.ensure_future(_store(pool, rows, partitions))
                 try:
@@ -72,6 +81,8 @@ def register(app: Any, settings: Settings, topic: Any) -> None:
                     # The batch is acked when this body exits: finish the write first.
                     await write
                     raise
+                horizon = time.time_ns() // 1000 - LIVE_HORIZON_US
+                update_live(live, fresh, anchors, horizon)
                 log.debug(
                     "raw sink: %d events, %d new, %.1f ms",
                     len(rows),

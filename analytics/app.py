@@ -17,9 +17,10 @@ from analytics.settings import Settings
 
 def make_app(settings: Settings) -> Any:
     """A faust app wired with every agent, task and command of the stack."""
-    from agents import bridge, raw_sink
+    from agents import bridge, raw_sink, views
     from analytics import commands
     from analytics.topics import events_topic
+    from tables.live import live_minutes
 
     Path(settings.worker_datadir).mkdir(parents=True, exist_ok=True)
     app = faust.App(
@@ -44,7 +45,9 @@ def make_app(settings: Settings) -> Any:
         consumer_max_fetch_size=8 * 1024 * 1024,
     )
     topic = events_topic(app, settings)
-    raw_sink.register(app, settings, topic)
+    live = live_minutes(app, settings)
+    raw_sink.register(app, settings, topic, live)
+    views.register(app, settings, live)
     bridge.register(app, settings)
     commands.register(app, settings)
     return app

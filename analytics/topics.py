@@ -16,4 +16,7 @@ def events_topic(app: Any, settings: Settings) -> Any:
         key_serializer="raw",
         value_serializer="raw",
         partitions=settings.topic_partitions,
+        # internal: faust creates it with these partitions before subscribing, instead
+        # of the broker auto-creating it with its own default on first metadata request.
+        internal=True,
     )
