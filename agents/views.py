@@ -21,7 +21,11 @@ def local_minutes(live: Any, project_id: str) -> list[tuple[float, dict[str, Any
 
 
 def register(app: Any, settings: Settings, live: Any) -> None:
-    """Attach ``/live/{project_id}/`` to the worker's web server."""
+    """Attach ``/healthz`` and ``/live/{project_id}/`` to the worker's web server."""
+
+    @app.page("/healthz")
+    async def healthz(web: Any, request: Any) -> Any:
+        return web.json({"status": "ok"})
 
     @app.page("/live/{project_id}/")
     async def live_view(web: Any, request: Any, project_id: str) -> Any:
