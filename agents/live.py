@@ -28,13 +28,21 @@ def _minute_deltas(rows: Iterable[EventRow]) -> dict[tuple[str, int], dict[str, 
         start = row.timestamp_us - row.timestamp_us % _WIDTH_US
         delta = out.get((row.project_id, start))
         if delta is None:
-            delta = out[(row.project_id, start)] = {"n": 0, "e": 0.0, "names": {}, "users": set()}
+            delta = out[(row.project_id, start)] = {
+                "n": 0,
+                "e": 0.0,
+                "names": {},
+                "users": set(),
+                "r": 0,
+            }
         delta["n"] += 1
         delta["e"] += 1.0 / row.sample_rate if row.sample_rate > 0 else 1.0
         names = delta["names"]
         names[row.event_name] = names.get(row.event_name, 0) + 1
         if row.user_id is not None:
             delta["users"].add(member_hash(row.user_id))
+        if row.received_at_us > delta["r"]:
+            delta["r"] = row.received_at_us
     return out
 
 
@@ -50,6 +58,7 @@ def merge_minute(current: dict[str, Any], delta: dict[str, Any]) -> dict[str, An
         "e": float(current.get("e", 0.0)) + delta["e"],
         "names": names,
         "u": base64.b64encode(users.to_bytes()).decode(),
+        "r": max(int(current.get("r", 0)), delta["r"]),
     }
 
 

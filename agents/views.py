@@ -1,12 +1,19 @@
-"""faust web views on the worker: the live table state of the partitions it holds."""
+"""faust web views on the worker: health, and the live table state of the partitions it holds.
+
+``/live/{project_id}/`` needs that project's private key; it answers the raw
+live minutes this worker holds, and the edge's realtime endpoint gathers
+them from every worker (a project's partition may live on any of them).
+"""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
-from analytics.realtime import realtime_figures
+import asyncpg
+
+from analytics.keys import KeyKind
 from analytics.settings import Settings
+from analytics.storage.projects import find_key
 
 
 def local_minutes(live: Any, project_id: str) -> list[tuple[float, dict[str, Any]]]:
@@ -22,6 +29,22 @@ def local_minutes(live: Any, project_id: str) -> list[tuple[float, dict[str, Any
 
 def register(app: Any, settings: Settings, live: Any) -> None:
     """Attach ``/healthz`` and ``/live/{project_id}/`` to the worker's web server."""
+    pools: list[asyncpg.Pool] = []
+
+    async def allowed(request: Any, project_id: str) -> bool:
+        header = request.headers.get("Authorization", "")
+        key = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        if not key:
+            return False
+        if not pools:
+            pools.append(await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2))
+        async with pools[0].acquire() as conn:
+            record = await find_key(conn, key)
+        return (
+            record is not None
+            and record.kind is KeyKind.PRIVATE
+            and record.project_id == project_id
+        )
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:
@@ -29,9 +52,10 @@ def register(app: Any, settings: Settings, live: Any) -> None:
 
     @app.page("/live/{project_id}/")
     async def live_view(web: Any, request: Any, project_id: str) -> Any:
+        if not await allowed(request, project_id):
+            return web.json(
+                {"code": "invalid_api_key", "detail": "this project's private key is required"},
+                status=401,
+            )
         minutes = local_minutes(live, project_id)
-        figures = realtime_figures(minutes, time.time())
-        figures["minutes"] = [
-            {"start": start, "events": v.get("n", 0)} for start, v in sorted(minutes)
-        ]
-        return web.json(figures)
+        return web.json({"project_id": project_id, "minutes": [[s, v] for s, v in minutes]})

@@ -18,7 +18,7 @@ from analytics.settings import Settings
 def make_app(settings: Settings) -> Any:
     """A faust app wired with every agent, task and command of the stack."""
     from agents import bridge, raw_sink, views
-    from analytics import commands
+    from analytics import commands, ops_commands, project_commands
     from analytics.topics import events_topic
     from tables.live import live_minutes
 
@@ -50,6 +50,8 @@ def make_app(settings: Settings) -> Any:
     views.register(app, settings, live)
     bridge.register(app, settings)
     commands.register(app, settings)
+    ops_commands.register(app, settings)
+    project_commands.register(app, settings)
     return app
 
 

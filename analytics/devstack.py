@@ -213,7 +213,7 @@ def main(argv: list[str] | None = None) -> None:
             final = prepare(settings, stack, force_embedded=args.embedded)
             env = {**os.environ, **final.as_environ()}
             children = [
-                Child("edge", [sys.executable, "-m", "analytics", "edge"], env),
+                Child("edge", [sys.executable, "-m", "web"], env),
                 Child("worker", [sys.executable, "-m", "analytics", "worker", "-l", "info"], env),
             ]
             for child in children:

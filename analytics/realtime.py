@@ -29,6 +29,7 @@ def realtime_figures(
         for i in reversed(range(30))
     ]
     newest = max((start for start, v in by_minute.items() if v.get("n")), default=None)
+    received = max((int(v.get("r", 0)) for v in by_minute.values()), default=0)
     return {
         "events_last_5_minutes": sum(int(v.get("n", 0)) for v in last_5),
         "events_last_hour": sum(int(v.get("n", 0)) for v in last_60),
@@ -40,4 +41,32 @@ def realtime_figures(
         ],
         "active_users_5_minutes": users.cardinality(),
         "newest_minute": newest,
+        "newest_received_at": received / 1_000_000 if received else None,
     }
+
+
+def merge_minutes(
+    parts: Iterable[Iterable[tuple[float, dict[str, Any]]]],
+) -> list[tuple[float, dict[str, Any]]]:
+    """Minutes gathered from several workers; a minute seen twice (mid-rebalance) is summed."""
+    merged: dict[float, dict[str, Any]] = {}
+    for part in parts:
+        for start, value in part:
+            have = merged.get(start)
+            if have is None:
+                merged[start] = dict(value)
+                continue
+            names = dict(have.get("names") or {})
+            for name, n in (value.get("names") or {}).items():
+                names[name] = names.get(name, 0) + n
+            users = Sketch.from_bytes(base64.b64decode(have["u"]) if have.get("u") else None)
+            if value.get("u"):
+                users.merge(Sketch.from_bytes(base64.b64decode(value["u"])))
+            merged[start] = {
+                "n": int(have.get("n", 0)) + int(value.get("n", 0)),
+                "e": float(have.get("e", 0.0)) + float(value.get("e", 0.0)),
+                "names": names,
+                "u": base64.b64encode(users.to_bytes()).decode(),
+                "r": max(int(have.get("r", 0)), int(value.get("r", 0))),
+            }
+    return sorted(merged.items())

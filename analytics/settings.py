@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8000
     worker_web_port: int = 6066
+    # Where the edge gathers live figures from (every worker's web port); empty means
+    # the one local worker on WORKER_WEB_PORT.
+    worker_urls: tuple[str, ...] = ()
 
     # Names of the buffer and topics live here and nowhere else.
     app_id: str = "simple-analytics"

@@ -12,4 +12,11 @@ async def handle(request: web.Request) -> web.Response:
 
 app = web.Application()
 app.router.add_post("/{tail:.*}", handle)
-web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+# Same event loop as the edge (python -m web), so the ratio compares handlers, not loops.
+try:
+    import uvloop
+except ImportError:
+    loop = None
+else:
+    loop = uvloop.new_event_loop()
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=loop)

@@ -73,13 +73,13 @@ def database_url() -> Iterator[str]:
     asyncio.run(_drop_db(name))
 
 
-def make_settings(broker_url: str, database_url: str, run_dir: Path, **overrides: Any) -> Settings:
+def make_settings(broker: str, database: str, run_dir: Path, **overrides: Any) -> Settings:
     """Settings with private names (stream, topic, group) for one stack."""
     tag = uuid.uuid4().hex[:8]
     values: dict[str, Any] = {
-        "database_url": database_url,
+        "database_url": database,
         "redis_url": REDIS_URL,
-        "kafka_broker": broker_url,
+        "kafka_broker": broker,
         "app_id": f"sa-test-{tag}",
         "stream_key": f"sa_test:{tag}:events",
         "events_topic": f"sa-test-{tag}-events",

@@ -17,10 +17,10 @@ from aiohttp import web
 from analytics import buffer
 from analytics.settings import Settings
 from analytics.storage.migrate import migrate
-from web import health, ingest
+from web import dashboard, health, ingest, realtime
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
-from web.keys import KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
+from web.keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.middleware import error_middleware
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 async def _redis(app: web.Application) -> AsyncIterator[None]:
     client = buffer.connect(app[SETTINGS].redis_url)
     app[REDIS] = client
+    app[BUFFER] = buffer.BufferWriter(client, app[SETTINGS].stream_key)
     try:
         yield
     finally:
@@ -61,8 +62,12 @@ def make_edge(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_redis)
     app.router.add_post("/api/events/ingest/", ingest.ingest_one)
     app.router.add_post("/api/events/batch/", ingest.ingest_batch)
+    app.router.add_route("OPTIONS", "/api/events/ingest/", ingest.preflight)
+    app.router.add_route("OPTIONS", "/api/events/batch/", ingest.preflight)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    dashboard.add_routes(app)
+    realtime.add_routes(app)
     return app
 
 

@@ -1,8 +1,8 @@
-"""Key and source look-ups for the edge, cached for a few seconds.
+"""Key, settings and source look-ups for the edge, cached for a few seconds.
 
-A key change (rotation, revocation) reaches a running edge within
-``key_cache_seconds``: positive answers are cached that long, unknown keys are
-not cached at all, so a new key works at once.
+A key or settings change (rotation, revocation, ``set-setting``) reaches a
+running edge within ``key_cache_seconds`` (5 s): positive answers are cached
+that long, unknown keys are not cached at all, so a new key works at once.
 """
 
 from __future__ import annotations
@@ -10,21 +10,31 @@ from __future__ import annotations
 import time
 
 import asyncpg
+import orjson
 
 from analytics.errors import Forbidden, Unauthorized
 from analytics.keys import KeyKind, kind_of
+from analytics.project_settings import (
+    ProjectSettings,
+    SourceSettings,
+    project_settings,
+    source_settings,
+)
 from analytics.storage.projects import KeyRecord, find_key, resolve_source
 
 
 class KeyCache:
-    """Key value -> project, with a short time to live."""
+    """Key value -> project (and its parsed settings), with a short time to live."""
 
-    __slots__ = ("_entries", "_pool", "_ttl")
+    __slots__ = ("_entries", "_pool", "_settings", "_ttl", "used")
 
     def __init__(self, pool: asyncpg.Pool, ttl: float) -> None:
         self._pool = pool
         self._ttl = ttl
         self._entries: dict[str, tuple[float, KeyRecord]] = {}
+        self._settings: dict[str, ProjectSettings] = {}
+        # Keys looked up in the database since the audit writer last drained this.
+        self.used: set[tuple[str, str]] = set()
 
     async def authenticate(self, key: str | None, needed: KeyKind) -> KeyRecord:
         """The key's project, or the 401/403 the key deserves for this use."""
@@ -49,6 +59,8 @@ class KeyCache:
             if len(self._entries) > 100_000:
                 self._entries.clear()
             self._entries[key] = (now + self._ttl, record)
+            self._settings[record.project_id] = project_settings(record.settings)
+            self.used.add((record.project_id, record.kind.value))
         if record.kind is not needed:
             if needed is KeyKind.PUBLIC:
                 raise Forbidden(
@@ -61,30 +73,45 @@ class KeyCache:
             )
         return record
 
+    def settings_of(self, record: KeyRecord) -> ProjectSettings:
+        """The project's settings as of the key's last look-up."""
+        found = self._settings.get(record.project_id)
+        if found is None:
+            found = self._settings[record.project_id] = project_settings(record.settings)
+        return found
+
 
 class SourceCache:
-    """(project, source name) -> source id; sources are created on first use and never renamed."""
+    """(project, source name) -> (id, overrides); created on first use, refreshed every few s."""
 
-    __slots__ = ("_ids", "_pool")
+    __slots__ = ("_entries", "_pool", "_ttl")
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, ttl: float = 5.0) -> None:
         self._pool = pool
-        self._ids: dict[tuple[str, str], int] = {}
+        self._ttl = ttl
+        self._entries: dict[tuple[str, str], tuple[float, int, SourceSettings]] = {}
 
-    async def resolve(self, project_id: str, names: set[str]) -> dict[str, int]:
-        """Ids for every name, creating the missing sources."""
-        out: dict[str, int] = {}
+    async def resolve(
+        self, project_id: str, names: set[str]
+    ) -> dict[str, tuple[int, SourceSettings]]:
+        """Id and overrides for every name, creating the missing sources."""
+        now = time.monotonic()
+        out: dict[str, tuple[int, SourceSettings]] = {}
         missing: list[str] = []
         for name in names:
-            source_id = self._ids.get((project_id, name))
-            if source_id is None:
+            hit = self._entries.get((project_id, name))
+            if hit is None or hit[0] <= now:
                 missing.append(name)
             else:
-                out[name] = source_id
+                out[name] = (hit[1], hit[2])
         if missing:
             async with self._pool.acquire() as conn:
                 for name in sorted(missing):
                     source_id = await resolve_source(conn, project_id, name)
-                    self._ids[(project_id, name)] = source_id
-                    out[name] = source_id
+                    raw = await conn.fetchval(
+                        "SELECT settings FROM event_sources WHERE id = $1", source_id
+                    )
+                    overrides = source_settings(orjson.loads(raw) if raw else {})
+                    self._entries[(project_id, name)] = (now + self._ttl, source_id, overrides)
+                    out[name] = (source_id, overrides)
         return out

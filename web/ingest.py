@@ -1,24 +1,36 @@
-"""Ingest endpoints (SPEC §4): one event, or a batch with per-event results."""
+"""Ingest endpoints (SPEC §4): one event, or a batch with per-event results.
+
+Per request: authenticate the public key, check the Origin against the
+project's CORS allowlist, validate each event and fill its defaults, apply
+the project's (or source's) sampling, then append to the buffer together
+with the rate-limit and quota check (one Redis round trip, shared with
+concurrent requests).
+"""
 
 from __future__ import annotations
 
+import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
-from analytics import buffer
-from analytics.errors import AnalyticsError, BadRequest, PayloadTooLarge
+from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLarge
 from analytics.keys import KeyKind
+from analytics.limits import Limit, daily_quota, minute_limit
 from analytics.models import EventRow
+from analytics.project_settings import ProjectSettings, SourceSettings, resolve
+from analytics.sampling import decide
 from analytics.storage.projects import KeyRecord
 from web.body import read_json
-from web.client import client_ip
-from web.keys import KEY_CACHE, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
+from web.client import client_ip, parse_networks
+from web.keys import BUFFER, KEY_CACHE, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.middleware import json_response
 from web.validation import RequestContext, parse_time, validate_event
 
 COOKIE_NAME = "sa_uid"
+COOKIE_MAX_AGE = 2 * 365 * 86_400
 
 
 def _bearer(request: web.Request) -> str | None:
@@ -38,72 +50,184 @@ async def _authenticate(request: web.Request, body: Any) -> KeyRecord:
     return await request.app[KEY_CACHE].authenticate(key, KeyKind.PUBLIC)
 
 
-def _context(request: web.Request, record: KeyRecord, sent_at: Any) -> RequestContext:
+def _check_origin(request: web.Request, project: ProjectSettings) -> str | None:
+    """The request's Origin if the project allows it; 403 if it does not."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return None
+    allowed = project.cors_origins
+    if allowed != "*" and origin not in allowed:
+        raise Forbidden(
+            f"origin {origin} is not in this project's CORS allowlist",
+            code="origin_not_allowed",
+            field="Origin",
+        )
+    return origin
+
+
+@dataclass(slots=True)
+class Identity:
+    """The browser id this request carries or is given (``sa_uid`` cookie)."""
+
+    user_id: str | None
+    is_new: bool
+
+
+def _identity(request: web.Request, origin: str | None) -> Identity:
+    """A browser (it sent an Origin) keeps one id in a first-party cookie; others get none."""
+    cookie = request.cookies.get(COOKIE_NAME)
+    if cookie and 8 <= len(cookie) <= 64 and cookie.isalnum():
+        return Identity(cookie, False)
+    if origin is not None:
+        return Identity(secrets.token_hex(16), True)
+    return Identity(None, False)
+
+
+def _context(
+    request: web.Request, record: KeyRecord, project: ProjectSettings, uid: str | None, sent_at: Any
+) -> RequestContext:
     settings = request.app[SETTINGS]
+    trusted = request.app[TRUSTED_PROXIES]
+    if project.trusted_proxies:
+        trusted = trusted + parse_networks(project.trusted_proxies)
     return RequestContext(
         project_id=record.project_id,
         salt=record.salt,
         now_us=time.time_ns() // 1000,
-        ip_address=client_ip(request, request.app[TRUSTED_PROXIES]),
+        ip_address=client_ip(request, trusted),
         user_agent=request.headers.get("User-Agent"),
-        cookie_user_id=request.cookies.get(COOKIE_NAME) or None,
+        cookie_user_id=uid,
         sent_at_us=None if sent_at is None else parse_time(sent_at, "sent_at"),
         max_properties_bytes=settings.max_properties_bytes,
         future_tolerance_us=settings.future_tolerance_seconds * 1_000_000,
         skew_threshold_us=settings.clock_skew_threshold_seconds * 1_000_000,
-        session_window_minutes=settings.session_window_minutes,
+        session_window_minutes=project.session_window_minutes,
     )
 
 
-async def _with_sources(request: web.Request, rows: list[EventRow]) -> list[EventRow]:
-    """Rows with their ``event_source_id`` filled in (sources created on first use)."""
+@dataclass(slots=True)
+class Outcome:
+    """What became of a request's events."""
+
+    kept: list[EventRow]
+    sampled: list[int]
+    limits: list[Limit]
+
+
+async def _sample_and_limit(
+    request: web.Request,
+    project: ProjectSettings,
+    rows: list[tuple[int, EventRow]],
+    ip: str | None,
+) -> Outcome:
+    """Fill source ids, apply sampling, and list the limits the kept events are charged to."""
+    outcome = Outcome([], [], [])
     if not rows:
-        return rows
-    ids = await request.app[SOURCE_CACHE].resolve(
-        rows[0].project_id, {r.event_source for r in rows}
-    )
-    return [r._replace(event_source_id=ids[r.event_source]) for r in rows]
+        return outcome
+    project_id = rows[0][1].project_id
+    sources = await request.app[SOURCE_CACHE].resolve(project_id, {r.event_source for _, r in rows})
+    per_source: dict[str, int] = {}
+    overrides: dict[str, SourceSettings] = {}
+    for index, row in rows:
+        source_id, source = sources[row.event_source]
+        policy = resolve(project, source)
+        kept, rate = decide(policy.sampling, project_id, row.user_id, row.timestamp_us)
+        if not kept:
+            outcome.sampled.append(index)
+            continue
+        outcome.kept.append(row._replace(event_source_id=source_id, sample_rate=rate))
+        if source.rate_limit_per_minute:
+            per_source[row.event_source] = per_source.get(row.event_source, 0) + 1
+            overrides[row.event_source] = source
+    now = time.time()
+    if project.rate_limit_per_minute:
+        outcome.limits.append(
+            minute_limit(
+                f"p:{project_id}",
+                project.rate_limit_per_minute,
+                now,
+                "rate_limited",
+                "this project",
+            )
+        )
+    for name in per_source:
+        limit = overrides[name].rate_limit_per_minute
+        assert limit is not None
+        outcome.limits.append(
+            minute_limit(f"s:{project_id}:{name}", limit, now, "rate_limited", f"source {name}")
+        )
+    if project.rate_limit_per_ip_per_minute and ip:
+        outcome.limits.append(
+            minute_limit(
+                f"ip:{project_id}:{ip}",
+                project.rate_limit_per_ip_per_minute,
+                now,
+                "rate_limited",
+                "this client IP",
+            )
+        )
+    if project.daily_quota:
+        outcome.limits.append(daily_quota(project_id, project.daily_quota, now))
+    return outcome
 
 
-async def ingest_one(request: web.Request) -> web.Response:
-    """POST /api/events/ingest/ — one event; 202 once it is durable in the buffer."""
-    settings = request.app[SETTINGS]
-    body = await read_json(request, settings.max_event_bytes)
+def _finish(
+    response: web.Response, origin: str | None, identity: Identity, secure: bool
+) -> web.Response:
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
+    if identity.is_new and identity.user_id:
+        response.set_cookie(
+            COOKIE_NAME,
+            identity.user_id,
+            max_age=COOKIE_MAX_AGE,
+            httponly=True,
+            samesite="Lax",
+            secure=secure,
+            path="/",
+        )
+    return response
+
+
+async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response:
+    app = request.app
+    body = await read_json(request, limit)
     record = await _authenticate(request, body)
-    ctx = _context(request, record, None)
-    row = validate_event(body, ctx)
-    rows = await _with_sources(request, [row])
-    await buffer.append(request.app[REDIS], settings.stream_key, rows)
-    return json_response({"status": "accepted", "sampled": False}, status=202)
-
-
-async def ingest_batch(request: web.Request) -> web.Response:
-    """POST /api/events/batch/ — up to 1,000 events, each validated on its own."""
-    settings = request.app[SETTINGS]
-    body = await read_json(request, settings.max_batch_bytes)
-    record = await _authenticate(request, body)
-    if not isinstance(body, dict):
-        raise BadRequest(
-            'the body must be an object {"events": [...]}', code="invalid_batch", field="body"
-        )
-    events = body.get("events")
-    if not isinstance(events, list):
-        raise BadRequest(
-            "events must be a list of event objects", code="events_invalid", field="events"
-        )
-    if len(events) > settings.max_batch_events:
-        raise PayloadTooLarge(
-            f"the batch has {len(events)} events; the limit is {settings.max_batch_events}",
-            code="batch_too_large",
-            field="events",
-        )
-    ctx = _context(request, record, body.get("sent_at"))
-    accepted: list[EventRow] = []
+    project = app[KEY_CACHE].settings_of(record)
+    origin = _check_origin(request, project)
+    identity = _identity(request, origin)
+    if batch:
+        if not isinstance(body, dict):
+            raise BadRequest(
+                'the body must be an object {"events": [...]}', code="invalid_batch", field="body"
+            )
+        events = body.get("events")
+        if not isinstance(events, list):
+            raise BadRequest(
+                "events must be a list of event objects", code="events_invalid", field="events"
+            )
+        maximum = app[SETTINGS].max_batch_events
+        if len(events) > maximum:
+            raise PayloadTooLarge(
+                f"the batch has {len(events)} events; the limit is {maximum}",
+                code="batch_too_large",
+                field="events",
+            )
+        sent_at = body.get("sent_at")
+    else:
+        events = [body]
+        sent_at = None
+    ctx = _context(request, record, project, identity.user_id, sent_at)
+    valid: list[tuple[int, EventRow]] = []
     results: list[dict[str, Any]] = []
     for index, event in enumerate(events):
         try:
-            accepted.append(validate_event(event, ctx))
+            valid.append((index, validate_event(event, ctx)))
         except AnalyticsError as error:
+            if not batch:
+                raise
             results.append(
                 {
                     "index": index,
@@ -113,16 +237,55 @@ async def ingest_batch(request: web.Request) -> web.Response:
                     "field": error.field,
                 }
             )
-    rows = await _with_sources(request, accepted)
-    if rows:
-        await buffer.append(request.app[REDIS], settings.stream_key, rows)
-    return json_response(
-        {
-            "status": "accepted",
-            "accepted": len(rows),
-            "sampled": 0,
-            "rejected": len(results),
-            "results": results,
-        },
-        status=202,
+    outcome = await _sample_and_limit(request, project, valid, ctx.ip_address)
+    if outcome.kept:
+        await app[BUFFER].append(outcome.kept, outcome.limits)
+    secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
+    if not batch:
+        answer = {"status": "accepted", "sampled": bool(outcome.sampled)}
+        return _finish(json_response(answer, status=202), origin, identity, secure)
+    for index in outcome.sampled:
+        results.append(
+            {
+                "index": index,
+                "status": "sampled",
+                "code": "sampled",
+                "detail": "dropped by the project's sampling rules",
+                "field": None,
+            }
+        )
+    results.sort(key=lambda r: r["index"])
+    answer = {
+        "status": "accepted",
+        "accepted": len(outcome.kept),
+        "sampled": len(outcome.sampled),
+        "rejected": len(events) - len(valid),
+        "results": results,
+    }
+    return _finish(json_response(answer, status=202), origin, identity, secure)
+
+
+async def ingest_one(request: web.Request) -> web.Response:
+    """POST /api/events/ingest/ — one event; 202 once it is durable in the buffer."""
+    return await _accept(request, request.app[SETTINGS].max_event_bytes, batch=False)
+
+
+async def ingest_batch(request: web.Request) -> web.Response:
+    """POST /api/events/batch/ — up to 1,000 events, each validated on its own."""
+    return await _accept(request, request.app[SETTINGS].max_batch_bytes, batch=True)
+
+
+async def preflight(request: web.Request) -> web.Response:
+    """CORS preflight: a browser sends no key here, so the allowlist is enforced on the POST."""
+    response = web.Response(status=204)
+    origin = request.headers.get("Origin")
+    if origin:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Credentials"] = "true"
+        response.headers["Vary"] = "Origin"
+    response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+    response.headers["Access-Control-Allow-Headers"] = (
+        "Authorization, Content-Type, Content-Encoding"
     )
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response

@@ -6,6 +6,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from analytics.buffer import BufferWriter
 from analytics.settings import Settings
 from web.auth import KeyCache, SourceCache
 from web.client import Network
@@ -13,6 +14,7 @@ from web.client import Network
 SETTINGS = web.AppKey("settings", Settings)
 PG_POOL = web.AppKey("pg_pool", asyncpg.Pool)
 REDIS = web.AppKey("redis", aioredis.Redis)
+BUFFER = web.AppKey("buffer", BufferWriter)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
 SOURCE_CACHE = web.AppKey("source_cache", SourceCache)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import date
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from analytics.storage import Connection
+
+import asyncpg
 
 from analytics.models import EventRow, from_us
 from analytics.rollup import Rollup
@@ -83,6 +85,10 @@ class PartitionCache:
     def __init__(self) -> None:
         self._known: set[date] = set()
 
+    def forget(self) -> None:
+        """Drop what is known (after partitions were dropped by retention)."""
+        self._known.clear()
+
     async def ensure(self, conn: Connection, rows: Sequence[EventRow]) -> None:
         """Create any missing day partitions the rows fall into."""
         day_us = 86_400_000_000
@@ -127,6 +133,19 @@ async def write_events(
         )
         for r in batch
     ]
+    try:
+        return await _write(conn, batch, records, aggregate)
+    except asyncpg.CheckViolationError:
+        # A day partition this process created was dropped since (retention):
+        # forget what we knew, create what is missing, and try once more.
+        partitions.forget()
+        await partitions.ensure(conn, batch)
+        return await _write(conn, batch, records, aggregate)
+
+
+async def _write(
+    conn: Connection, batch: list[EventRow], records: list[tuple[Any, ...]], aggregate: bool
+) -> tuple[list[EventRow], dict[str, int]]:
     written: dict[str, int] = {}
     async with conn.transaction():
         await conn.execute(_CREATE_STAGING)

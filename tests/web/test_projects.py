@@ -1,0 +1,349 @@
+"""Projects, keys and settings on a running edge: scopes, rotation, sampling, limits, CORS."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+
+from analytics.sampling import user_fraction
+from analytics.settings import Settings
+from analytics.storage.projects import NewProject
+from tests.conftest import wait_for
+from tests.web.test_ingest import post
+
+
+def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "analytics", "--json", *args],
+        env={**os.environ, **settings.as_environ()},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+async def acli(settings: Settings, *args: str) -> Any:
+    result = await asyncio.to_thread(cli, settings, *args)
+    assert result.returncode == 0, result.stderr
+    return orjson.loads(result.stdout.strip().splitlines()[-1])
+
+
+EVENT = {"event_name": "e", "event_source": "web"}
+
+
+async def status_of(http: aiohttp.ClientSession, edge: str, key: str) -> int:
+    status, _ = await post(http, f"{edge}/api/events/ingest/", EVENT, key)
+    return status
+
+
+async def test_create_project_json_and_keys_work(
+    http: aiohttp.ClientSession, edge: str, settings: Settings
+) -> None:
+    created = await acli(settings, "create-project", "cli-made")
+    assert set(created) >= {"project_id", "public_key", "private_key"}
+    assert created["public_key"].startswith("sa_") and not created["public_key"].startswith(
+        "sa_priv_"
+    )
+    assert created["private_key"].startswith("sa_priv_")
+    assert await status_of(http, edge, created["public_key"]) == 202
+    listed = await acli(settings, "list-projects")
+    assert created["project_id"] in {p["project_id"] for p in listed}
+
+
+async def test_keys_are_stored_only_as_hashes(db: asyncpg.Pool, project: NewProject) -> None:
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM api_keys WHERE project_id = $1", project.project_id)
+    dumped = repr([dict(r) for r in rows])
+    assert project.public_key not in dumped and project.private_key not in dumped
+
+
+async def test_rotation_keeps_old_key_for_grace_and_revocation_is_quick(
+    http: aiohttp.ClientSession, edge: str, settings: Settings, project: NewProject
+) -> None:
+    assert await status_of(http, edge, project.public_key) == 202
+    rotated = await acli(settings, "rotate-key", project.project_id, "public", "--grace-hours", "1")
+    new_key = rotated["key"]
+    assert new_key.startswith("sa_") and new_key != project.public_key
+    assert await status_of(http, edge, new_key) == 202
+    assert await status_of(http, edge, project.public_key) == 202  # still in its grace period
+    # A zero grace period retires the previous keys at once (within the cache time).
+    again = await acli(settings, "rotate-key", project.project_id, "public", "--grace-hours", "0")
+    await wait_for(lambda: _is(http, edge, new_key, 401), timeout=7)
+    assert await status_of(http, edge, again["key"]) == 202
+    revoked = await acli(settings, "revoke-key", project.project_id, "public")
+    assert revoked["revoked"] >= 1
+    await wait_for(lambda: _is(http, edge, again["key"], 401), timeout=7)
+
+
+async def _is(http: aiohttp.ClientSession, edge: str, key: str, status: int) -> bool:
+    return await status_of(http, edge, key) == status
+
+
+async def test_settings_validation_errors_are_clear(
+    settings: Settings, project: NewProject
+) -> None:
+    bad = await asyncio.to_thread(
+        cli, settings, "set-setting", project.project_id, "rate_limit_per_minute", "0"
+    )
+    assert bad.returncode != 0 and "rate_limit_per_minute" in bad.stderr
+    unknown = await asyncio.to_thread(
+        cli, settings, "set-setting", project.project_id, "colour", "1"
+    )
+    assert unknown.returncode != 0 and "unknown setting" in unknown.stderr
+    sampling = await asyncio.to_thread(
+        cli, settings, "set-setting", project.project_id, "sampling", '{"strategy": "time_window"}'
+    )
+    assert sampling.returncode != 0 and "window" in sampling.stderr
+    ok = await acli(settings, "set-setting", project.project_id, "retention_days", "30")
+    assert ok["value"] == 30
+    shown = await acli(settings, "show-settings", project.project_id)
+    assert shown["settings"]["retention_days"] == 30 and shown["set"] == ["retention_days"]
+    assert shown["settings"]["session_window_minutes"] == 60
+
+
+async def test_deterministic_sampling_keeps_the_same_users(
+    http: aiohttp.ClientSession,
+    edge: str,
+    settings: Settings,
+    project: NewProject,
+    db: asyncpg.Pool,
+) -> None:
+    await acli(
+        settings,
+        "set-setting",
+        project.project_id,
+        "sampling",
+        '{"strategy": "deterministic", "rate": 0.5}',
+    )
+    await asyncio.sleep(settings.key_cache_seconds + 0.5)
+    users = [f"user-{i}" for i in range(200)]
+    events = [
+        {"event_name": "e", "event_source": "web", "user_id": u, "event_id": f"d-{u}"}
+        for u in users
+    ]
+    status, body = await post(
+        http, f"{edge}/api/events/batch/", {"events": events}, project.public_key
+    )
+    assert status == 202
+    kept = {users[i] for i in range(200)} - {users[r["index"]] for r in body["results"]}
+    assert kept == {u for u in users if user_fraction(u, project.project_id) < 0.5}
+    assert body["accepted"] == len(kept) and body["sampled"] == 200 - len(kept)
+    assert all(r["status"] == "sampled" for r in body["results"])
+    status, single = await post(
+        http,
+        f"{edge}/api/events/ingest/",
+        {"event_name": "e", "event_source": "web", "user_id": sorted(set(users) - kept)[0]},
+        project.public_key,
+    )
+    assert (status, single) == (202, {"status": "accepted", "sampled": True})
+
+
+async def test_source_override_and_time_window_sampling(
+    http: aiohttp.ClientSession,
+    edge: str,
+    settings: Settings,
+    project: NewProject,
+    worker: Any,
+    db: asyncpg.Pool,
+) -> None:
+    # Keep only minutes 0-14 of each hour for the "batch" source: rate 0.25.
+    await acli(
+        settings,
+        "set-setting",
+        project.project_id,
+        "sampling",
+        '{"strategy": "time_window", "windows": [{"start_minute": 0, "end_minute": 15}]}',
+        "--source",
+        "batch",
+    )
+    await asyncio.sleep(settings.key_cache_seconds + 0.5)
+    events = [
+        {
+            "event_name": "e",
+            "event_source": "batch",
+            "event_id": "in",
+            "timestamp": "2026-01-01T10:05:00Z",
+        },
+        {
+            "event_name": "e",
+            "event_source": "batch",
+            "event_id": "out",
+            "timestamp": "2026-01-01T10:35:00Z",
+        },
+        {
+            "event_name": "e",
+            "event_source": "web",
+            "event_id": "web",
+            "timestamp": "2026-01-01T10:35:00Z",
+        },
+    ]
+    status, body = await post(
+        http, f"{edge}/api/events/batch/", {"events": events}, project.public_key
+    )
+    assert status == 202 and body["accepted"] == 2 and body["sampled"] == 1
+    assert body["results"][0]["index"] == 1
+
+    async def rows() -> list[asyncpg.Record] | None:
+        async with db.acquire() as conn:
+            found = await conn.fetch(
+                "SELECT event_id, sample_rate FROM events WHERE project_id = $1 ORDER BY event_id",
+                project.project_id,
+            )
+        return found if len(found) == 2 else None
+
+    found = await wait_for(rows)
+    assert {r["event_id"]: r["sample_rate"] for r in found} == {"in": 0.25, "web": 1.0}
+
+    async def estimated() -> float | None:
+        async with db.acquire() as conn:
+            value = await conn.fetchval(
+                "SELECT estimated_count FROM agg_daily WHERE project_id = $1 AND event_source = 'batch'",
+                project.project_id,
+            )
+        return value
+
+    assert await wait_for(estimated) == 4.0
+
+
+async def test_project_rate_limit_answers_429_with_retry_after(
+    http: aiohttp.ClientSession,
+    edge: str,
+    settings: Settings,
+    project: NewProject,
+    db: asyncpg.Pool,
+) -> None:
+    await acli(settings, "set-setting", project.project_id, "rate_limit_per_minute", "5")
+    await asyncio.sleep(settings.key_cache_seconds + 0.5)
+    statuses = []
+    for _ in range(8):
+        async with http.post(
+            f"{edge}/api/events/ingest/",
+            json=EVENT,
+            headers={"Authorization": f"Bearer {project.public_key}"},
+        ) as resp:
+            statuses.append(resp.status)
+            if resp.status == 429:
+                body = await resp.json()
+                assert body["code"] == "rate_limited"
+                assert 1 <= int(resp.headers["Retry-After"]) <= 60
+    assert statuses.count(202) == 5 and statuses.count(429) == 3
+    # A batch that would cross the limit is refused whole: nothing half-accepted.
+    status, body = await post(
+        http, f"{edge}/api/events/batch/", {"events": [EVENT] * 3}, project.public_key
+    )
+    assert status == 429
+
+
+async def test_daily_quota(
+    http: aiohttp.ClientSession, edge: str, settings: Settings, project: NewProject
+) -> None:
+    await acli(settings, "set-setting", project.project_id, "daily_quota", "10")
+    await asyncio.sleep(settings.key_cache_seconds + 0.5)
+    status, _ = await post(
+        http, f"{edge}/api/events/batch/", {"events": [EVENT] * 10}, project.public_key
+    )
+    assert status == 202
+    status, body = await post(http, f"{edge}/api/events/ingest/", EVENT, project.public_key)
+    assert (status, body["code"]) == (429, "quota_exceeded")
+
+
+async def test_cors_allowlist_preflight_and_cookie(
+    http: aiohttp.ClientSession,
+    edge: str,
+    settings: Settings,
+    project: NewProject,
+    db: asyncpg.Pool,
+    worker: Any,
+) -> None:
+    await acli(
+        settings, "set-setting", project.project_id, "cors_origins", '["https://shop.example"]'
+    )
+    await asyncio.sleep(settings.key_cache_seconds + 0.5)
+    async with http.options(
+        f"{edge}/api/events/ingest/",
+        headers={"Origin": "https://shop.example", "Access-Control-Request-Method": "POST"},
+    ) as resp:
+        assert resp.status == 204
+        assert resp.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+        assert "Authorization" in resp.headers["Access-Control-Allow-Headers"]
+    status, body = await post(
+        http, f"{edge}/api/events/ingest/", EVENT, project.public_key, Origin="https://evil.example"
+    )
+    assert (status, body["code"], body["field"]) == (403, "origin_not_allowed", "Origin")
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with aiohttp.ClientSession(cookie_jar=jar) as browser:
+        uids = []
+        for i in range(2):
+            async with browser.post(
+                f"{edge}/api/events/ingest/",
+                data=orjson.dumps(
+                    {
+                        "api_key": project.public_key,
+                        "event_name": "b",
+                        "event_source": "web",
+                        "event_id": f"browser-{i}",
+                    }
+                ),
+                headers={"Content-Type": "text/plain", "Origin": "https://shop.example"},
+            ) as resp:
+                assert resp.status == 202
+                assert resp.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+                if i == 0:
+                    cookie = resp.cookies["sa_uid"]
+                    assert cookie["samesite"] == "Lax" and cookie["httponly"]
+                uids.append(jar.filter_cookies(edge).get("sa_uid"))
+
+    async def users() -> set[str] | None:
+        async with db.acquire() as conn:
+            rows = await conn.fetch(
+                "SELECT user_id FROM events WHERE project_id = $1 AND event_name = 'b'",
+                project.project_id,
+            )
+        return {r["user_id"] for r in rows} if len(rows) == 2 else None
+
+    found = await wait_for(users)
+    assert len(found) == 1 and not next(iter(found)).startswith("anon_")
+
+
+async def test_isolation_between_projects(
+    http: aiohttp.ClientSession,
+    edge: str,
+    settings: Settings,
+    db: asyncpg.Pool,
+    project: NewProject,
+) -> None:
+    other = await acli(settings, "create-project", "other")
+    await acli(settings, "set-setting", other["project_id"], "rate_limit_per_minute", "1")
+    # Project B's settings never apply to project A.
+    for _ in range(3):
+        assert await status_of(http, edge, project.public_key) == 202
+    async with db.acquire() as conn:
+        await conn.execute(
+            "UPDATE projects SET settings = settings WHERE id = $1", project.project_id
+        )
+    # A private key can never ingest, a public key is never another project's.
+    status, body = await post(http, f"{edge}/api/events/ingest/", EVENT, other["private_key"])
+    assert (status, body["code"]) == (403, "private_key_not_allowed")
+
+
+async def test_audit_log_records_key_and_settings_changes(
+    settings: Settings, project: NewProject, db: asyncpg.Pool
+) -> None:
+    await acli(settings, "set-setting", project.project_id, "session_window_minutes", "30")
+    await acli(settings, "rotate-key", project.project_id, "private")
+    async with db.acquire() as conn:
+        actions = [
+            r["action"]
+            for r in await conn.fetch(
+                "SELECT action FROM audit_log WHERE project_id = $1 ORDER BY id", project.project_id
+            )
+        ]
+    assert actions[0] == "project_created"
+    assert "settings_changed" in actions and "key_rotated" in actions
