@@ -204,7 +204,8 @@ async def test_source_override_and_time_window_sampling(
     async def estimated() -> float | None:
         async with db.acquire() as conn:
             value = await conn.fetchval(
-                "SELECT estimated_count FROM agg_daily WHERE project_id = $1 AND event_source = 'batch'",
+                "SELECT estimated_count FROM agg_daily"
+                " WHERE project_id = $1 AND event_source = 'batch'",
                 project.project_id,
             )
         return value
