@@ -24,7 +24,7 @@ class Worker:
 
     def start(self, *, web_port: int | None = None) -> Worker:
         env = {**os.environ, **self.settings.as_environ()}
-        env["WORKER_WEB_PORT"] = str(web_port or free_port())
+        env["WORKER_WEB_PORT"] = str(web_port or self.settings.worker_web_port)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "analytics", "worker", "-l", "info"],

@@ -17,7 +17,7 @@ from aiohttp import web
 from analytics import buffer
 from analytics.settings import Settings
 from analytics.storage.migrate import migrate
-from web import dashboard, health, ingest, realtime
+from web import dashboard, health, ingest, openapi, pages, realtime
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
 from web.keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
@@ -68,6 +68,8 @@ def make_edge(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     dashboard.add_routes(app)
     realtime.add_routes(app)
+    pages.add_routes(app)
+    openapi.add_routes(app)
     return app
 
 

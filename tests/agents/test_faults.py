@@ -15,6 +15,7 @@ from aiokafka import AIOKafkaConsumer
 
 from agents.bridge import make_bridge
 from analytics.bridge import Bridge
+from analytics.broker import free_port
 from analytics.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage import projects
@@ -109,7 +110,7 @@ async def test_two_workers_one_stopped_mid_stream_keeps_aggregates_exact(
     async with db.acquire() as conn:
         group = [await projects.create_project(conn, f"two-workers-{i}") for i in range(4)]
     one = Worker(settings, run_dir, "w1").start()
-    two = Worker(settings, run_dir, "w2").start()
+    two = Worker(settings, run_dir, "w2").start(web_port=free_port())
     try:
         await asyncio.to_thread(one.wait_ready)
         await asyncio.to_thread(two.wait_ready)

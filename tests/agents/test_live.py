@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import aiohttp
 import asyncpg
 
 from analytics.broker import free_port
+from analytics.realtime import realtime_figures
 from analytics.settings import Settings
 from analytics.storage import projects
 from tests.conftest import start_edge, wait_for
@@ -18,11 +20,18 @@ from tests.processes import Worker
 from tests.web.test_ingest import post
 
 
-async def live(http: aiohttp.ClientSession, port: int, project_id: str) -> dict[str, Any]:
-    async with http.get(f"http://127.0.0.1:{port}/live/{project_id}/") as resp:
+async def live(
+    http: aiohttp.ClientSession, port: int, project: projects.NewProject
+) -> dict[str, Any]:
+    """The worker's live view, turned into widget figures."""
+    async with http.get(
+        f"http://127.0.0.1:{port}/live/{project.project_id}/",
+        headers={"Authorization": f"Bearer {project.private_key}"},
+    ) as resp:
         assert resp.status == 200
-        body: dict[str, Any] = await resp.json()
-        return body
+        body = await resp.json()
+    minutes = [(float(start), value) for start, value in body["minutes"]]
+    return realtime_figures(minutes, time.time())
 
 
 async def test_live_figures_match_and_survive_sigkill_without_doubling(
@@ -54,7 +63,7 @@ async def test_live_figures_match_and_survive_sigkill_without_doubling(
             http, f"{edge}/api/events/batch/", {"events": events}, project.public_key
         )
         assert status == 202
-        figures = await wait_for(lambda: _events_are(http, port, project.project_id, 50))
+        figures = await wait_for(lambda: _events_are(http, port, project, 50))
         assert figures["active_users_5_minutes"] == 7
         assert {t["event_name"]: t["count"] for t in figures["top_events_5_minutes"]} == {
             "view": 25,
@@ -70,7 +79,7 @@ async def test_live_figures_match_and_survive_sigkill_without_doubling(
         second.start(web_port=port)
         await asyncio.to_thread(second.wait_ready)
         await asyncio.sleep(3)  # the retried batch has been through the sink by now
-        figures = await wait_for(lambda: _events_are(http, port, project.project_id, 50))
+        figures = await wait_for(lambda: _events_are(http, port, project, 50))
         assert figures["events_last_hour"] == 50
     finally:
         first.kill()
@@ -79,10 +88,28 @@ async def test_live_figures_match_and_survive_sigkill_without_doubling(
 
 
 async def _events_are(
-    http: aiohttp.ClientSession, port: int, project_id: str, n: int
+    http: aiohttp.ClientSession, port: int, project: projects.NewProject, n: int
 ) -> dict[str, Any] | None:
     try:
-        figures = await live(http, port, project_id)
+        figures = await live(http, port, project)
     except aiohttp.ClientError:
         return None
     return figures if figures["events_last_5_minutes"] == n else None
+
+
+async def test_worker_live_view_needs_the_projects_private_key(
+    http: aiohttp.ClientSession,
+    worker: Worker,
+    settings: Settings,
+    project: projects.NewProject,
+    db: asyncpg.Pool,
+) -> None:
+    async with db.acquire() as conn:
+        other = await projects.create_project(conn, "other")
+    url = f"http://127.0.0.1:{settings.worker_web_port}/live/{project.project_id}/"
+    for key in (None, project.public_key, other.private_key):
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        async with http.get(url, headers=headers) as resp:
+            assert resp.status == 401
+    async with http.get(url, headers={"Authorization": f"Bearer {project.private_key}"}) as resp:
+        assert resp.status == 200

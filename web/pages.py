@@ -1,0 +1,29 @@
+"""The human-facing page: ``/dashboard/`` (static HTML; the key stays in the browser)."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from aiohttp import web
+
+_PAGE = resources.files("web") / "static" / "dashboard.html"
+
+
+async def dashboard_page(request: web.Request) -> web.Response:
+    """The live dashboard: enter the private key once, figures refresh every 3 s."""
+    response = web.Response(body=_PAGE.read_bytes(), content_type="text/html", charset="utf-8")
+    response.headers["Cache-Control"] = "no-cache"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
+    )
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    """Register ``/dashboard/`` (and ``/dashboard`` redirecting to it)."""
+    app.router.add_get("/dashboard/", dashboard_page)
+    app.router.add_get("/dashboard", _to_slash)
+
+
+async def _to_slash(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/dashboard/")
