@@ -21,13 +21,13 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import hypothesis
 import jsonschema_rs
 import orjson
 import pytest
 import redis.asyncio as aioredis
 import requests
 import schemathesis
-import hypothesis
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi import definitions
@@ -143,7 +143,9 @@ async def _seed(db: asyncpg.Pool, project_id: str) -> None:
 
 def _key_for(operation: Any, project: NewProject) -> str | None:
     """The key the operation's security requirements name (public, private or none)."""
-    schemes = {name for requirement in operation.definition.raw.get("security", []) for name in requirement}
+    schemes = {
+        name for requirement in operation.definition.raw.get("security", []) for name in requirement
+    }
     if "privateKey" in schemes:
         return project.private_key
     if "publicKey" in schemes:
@@ -166,7 +168,11 @@ def _fuzz(schema: Any, edge: str, project: NewProject) -> list[str]:
                 deadline=None,
                 database=None,
                 derandomize=True,
-                phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate, hypothesis.Phase.shrink],
+                phases=[
+                    hypothesis.Phase.explicit,
+                    hypothesis.Phase.generate,
+                    hypothesis.Phase.shrink,
+                ],
                 suppress_health_check=list(hypothesis.HealthCheck),
             )
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
