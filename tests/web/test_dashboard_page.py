@@ -46,7 +46,8 @@ async def test_dashboard_shows_what_was_just_sent(
         assert "page_view" in top and "18" in top and "checkout" in top
         await page.wait_for("document.querySelectorAll('#chart rect').length === 288")
         bars = await page.evaluate(
-            "[...document.querySelectorAll('#chart rect')].filter(r => +r.getAttribute('height') > 0).length"
+            "[...document.querySelectorAll('#chart rect')]"
+            ".filter(r => +r.getAttribute('height') > 0).length"
         )
         assert bars >= 1  # the 5-minute aggregate from PostgreSQL is drawn
         fresh = await page.evaluate("document.getElementById('freshness').textContent")
