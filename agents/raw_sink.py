@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from agents.live import update_live
+from analytics import metrics
 from analytics.models import EventRow, decode_rows
 from analytics.settings import Settings
 from analytics.storage.aggregates import record_flush
@@ -38,11 +39,23 @@ async def _store(
     while True:
         try:
             async with pool.acquire() as conn:
+                started = time.perf_counter()
                 fresh, written = await write_events(conn, rows, partitions)
+                metrics.FLUSH_LATENCY.observe(time.perf_counter() - started)
+                metrics.LAST_FLUSH.set(time.time())
+                metrics.SINK_EVENTS.labels("new").inc(len(fresh))
+                metrics.SINK_EVENTS.labels("duplicate").inc(len(rows) - len(fresh))
+                metrics.SINK_ROWS.labels("events").inc(len(fresh))
+                for table, count in written.items():
+                    metrics.SINK_ROWS.labels(table).inc(count)
+                if fresh:
+                    newest = max(r.received_at_us for r in fresh)
+                    metrics.PROCESSING_LAG.set(time.time() - newest / 1_000_000)
                 if written:
                     await record_flush(conn, written)
                 return fresh
         except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
+            metrics.ERRORS.labels("sink", type(exc).__name__).inc()
             log.warning(
                 "raw sink: write failed (%s: %s); retrying in %.1fs",
                 type(exc).__name__,

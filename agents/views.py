@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 
+from analytics import metrics
 from analytics.keys import KeyKind
 from analytics.settings import Settings
 from analytics.storage.projects import find_key
@@ -28,7 +29,7 @@ def local_minutes(live: Any, project_id: str) -> list[tuple[float, dict[str, Any
 
 
 def register(app: Any, settings: Settings, live: Any) -> None:
-    """Attach ``/healthz`` and ``/live/{project_id}/`` to the worker's web server."""
+    """Attach ``/metrics``, ``/healthz`` and ``/live/{project_id}/`` to the worker's web server."""
     pools: list[asyncpg.Pool] = []
 
     async def allowed(request: Any, project_id: str) -> bool:
@@ -45,6 +46,22 @@ def register(app: Any, settings: Settings, live: Any) -> None:
             and record.kind is KeyKind.PRIVATE
             and record.project_id == project_id
         )
+
+    @app.page("/metrics")
+    async def metrics_view(web: Any, request: Any) -> Any:
+        for tp in list(app.consumer.assignment()):
+            if tp.topic != settings.events_topic:
+                continue
+            try:
+                highwater = app.consumer.highwater(tp)
+                if highwater is None:
+                    continue
+            except Exception:  # noqa: S112 - unknown right after an assignment; next scrape
+                continue
+            committed = app.consumer._committed_offset.get(tp) or 0
+            metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - committed))
+        body, content_type = metrics.exposition()
+        return web.bytes(body, headers={"Content-Type": content_type})
 
     @app.page("/healthz")
     async def healthz(web: Any, request: Any) -> Any:

@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from redis.exceptions import RedisError, ResponseError
 
+from analytics import metrics
 from analytics.buffer import FIELD
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,8 @@ class Bridge:
         self.stats.entries += len(ids)
         self.stats.events += count
         self.stats.messages += len(sends)
+        metrics.BRIDGE_EVENTS.inc(count)
+        metrics.BRIDGE_MESSAGES.inc(len(sends))
         return count
 
     async def _ack(self, ids: list[bytes]) -> None:
@@ -126,6 +129,7 @@ class Bridge:
                 await self.redis.xack(self.stream, self.group, *gone)
             total += await self._forward(live)
             self.stats.reclaimed += len(live)
+            metrics.BRIDGE_RECLAIMED.inc(len(live))
             if start_id in (b"0-0", "0-0") or not claimed:
                 return total
             start = start_id
@@ -171,19 +175,28 @@ class Bridge:
         backoff = 0.1
         while True:
             try:
-                if loop.time() - last_claim > self.claim_idle_ms / 2000:
+                if loop.time() - last_claim > min(5.0, self.claim_idle_ms / 2000):
                     last_claim = loop.time()
                     await self._retry_own_quick()
                     await self._reclaim()
+                    await self._gauge()
                 await self._read_new(self.block_ms)
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError, Exception) as exc:
                 self.stats.errors += 1
+                metrics.ERRORS.labels("bridge", type(exc).__name__).inc()
+                last_claim = 0.0  # retry what this bridge left pending at once
                 log.warning("bridge: %s: %s; retrying in %.1fs", type(exc).__name__, exc, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _gauge(self) -> None:
+        depth = await self.redis.xlen(self.stream)
+        pending: Any = await self.redis.xpending(self.stream, self.group)
+        metrics.BUFFER_DEPTH.set(depth)
+        metrics.BUFFER_PENDING.set(pending["pending"])
 
     async def _retry_own_quick(self) -> None:
         reply: Any = await self.redis.xreadgroup(

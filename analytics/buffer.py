@@ -17,6 +17,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from analytics import metrics
 from analytics.errors import BufferUnavailable, RateLimited
 from analytics.limits import APPEND_WITH_LIMITS, Limit, window_fraction
 from analytics.models import EventRow, encode_rows
@@ -88,6 +89,7 @@ class BufferWriter:
                     if isinstance(result, ResponseError) and limits:
                         # The limiter itself failed (not the connection): fail open.
                         self.fail_open += 1
+                        metrics.RATE_LIMIT_FAIL_OPEN.inc()
                         retry.append((payload, future))
                     elif isinstance(result, Exception):
                         future.set_exception(_unavailable())

@@ -66,6 +66,7 @@ def make_edge(settings: Settings) -> web.Application:
     app.router.add_route("OPTIONS", "/api/events/batch/", ingest.preflight)
     app.router.add_get("/healthz", health.healthz)
     app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", health.metrics_view)
     dashboard.add_routes(app)
     realtime.add_routes(app)
     pages.add_routes(app)

@@ -6,6 +6,7 @@ import asyncio
 
 from aiohttp import web
 
+from analytics import metrics
 from web.keys import PG_POOL, REDIS
 from web.middleware import json_response
 
@@ -35,3 +36,11 @@ async def readyz(request: web.Request) -> web.Response:
     return json_response(
         {"status": "ok" if ready else "fail", "checks": checks}, 200 if ready else 503
     )
+
+
+async def metrics_view(request: web.Request) -> web.Response:
+    """Prometheus exposition of this edge process."""
+    body, content_type = metrics.exposition()
+    response = web.Response(body=body)
+    response.headers["Content-Type"] = content_type
+    return response

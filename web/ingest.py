@@ -16,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
+from analytics import metrics
 from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLarge
 from analytics.keys import KeyKind
 from analytics.limits import Limit, daily_quota, minute_limit
@@ -240,6 +241,7 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
     outcome = await _sample_and_limit(request, project, valid, ctx.ip_address)
     if outcome.kept:
         await app[BUFFER].append(outcome.kept, outcome.limits)
+    _count(record.project_id, len(outcome.kept), len(outcome.sampled), results)
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
     if not batch:
         answer = {"status": "accepted", "sampled": bool(outcome.sampled)}
@@ -265,14 +267,41 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
     return _finish(json_response(answer, status=202), origin, identity, secure)
 
 
+def _count(project_id: str, kept: int, sampled: int, results: list[dict[str, Any]]) -> None:
+    if kept:
+        metrics.INGEST_EVENTS.labels(project_id, "accepted").inc(kept)
+    if sampled:
+        metrics.INGEST_EVENTS.labels(project_id, "sampled").inc(sampled)
+    rejected = [r for r in results if r["status"] == "rejected"]
+    if rejected:
+        metrics.INGEST_EVENTS.labels(project_id, "rejected").inc(len(rejected))
+        for result in rejected:
+            metrics.INGEST_REJECTIONS.labels(result["code"]).inc()
+
+
+async def _measured(request: web.Request, endpoint: str, limit: int, batch: bool) -> web.Response:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await _accept(request, limit, batch)
+        status = response.status
+        return response
+    except AnalyticsError as error:
+        status = error.status
+        raise
+    finally:
+        metrics.INGEST_REQUESTS.labels(endpoint, str(status)).inc()
+        metrics.INGEST_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+
+
 async def ingest_one(request: web.Request) -> web.Response:
     """POST /api/events/ingest/ — one event; 202 once it is durable in the buffer."""
-    return await _accept(request, request.app[SETTINGS].max_event_bytes, batch=False)
+    return await _measured(request, "ingest", request.app[SETTINGS].max_event_bytes, False)
 
 
 async def ingest_batch(request: web.Request) -> web.Response:
     """POST /api/events/batch/ — up to 1,000 events, each validated on its own."""
-    return await _accept(request, request.app[SETTINGS].max_batch_bytes, batch=True)
+    return await _measured(request, "batch", request.app[SETTINGS].max_batch_bytes, True)
 
 
 async def preflight(request: web.Request) -> web.Response:

@@ -8,6 +8,7 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from analytics import metrics
 from analytics.errors import AnalyticsError
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except AnalyticsError as error:
+        metrics.INGEST_REJECTIONS.labels(error.code).inc()
         return error_response(error)
     except web.HTTPException as exc:
         if exc.status < 400:
@@ -41,6 +43,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         )
         return json_response({"code": code, "detail": exc.reason}, status=exc.status)
     except Exception:
+        metrics.ERRORS.labels("edge", "unhandled").inc()
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_response(
             {"code": "internal_error", "detail": "an internal error occurred"}, status=500
