@@ -48,7 +48,7 @@ from web.openapi import PATH, Limits, build_document
 
 # Cases per operation and generation mode: 15 operations x 2 modes x 25 stays well
 # under a minute on two cores, and still reaches every documented status.
-MAX_EXAMPLES = 25
+MAX_EXAMPLES = 300
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -153,6 +153,28 @@ def _key_for(operation: Any, project: NewProject) -> str | None:
     return None
 
 
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value or "\\u0000" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _extreme_date(query: dict[str, Any] | None) -> bool:
+    return any(
+        str((query or {}).get(name, "")).lstrip().startswith(("0001-", "9999-"))
+        for name in ("start_date", "end_date")
+    )
+
+
+def _known_bug(case: Any) -> bool:
+    """Requests that hit a server bug pinned by a strict xfail below: not fuzzed again."""
+    return _has_nul([case.body, dict(case.query or {})]) or _extreme_date(case.query)
+
+
 def _fuzz(schema: Any, edge: str, project: NewProject) -> list[str]:
     """Every operation in both generation modes; the failures, each with a curl to reproduce."""
     failures: list[str] = []
@@ -167,7 +189,7 @@ def _fuzz(schema: Any, edge: str, project: NewProject) -> list[str]:
                 max_examples=MAX_EXAMPLES,
                 deadline=None,
                 database=None,
-                derandomize=True,
+                derandomize=False,
                 phases=[
                     hypothesis.Phase.explicit,
                     hypothesis.Phase.generate,
@@ -175,13 +197,21 @@ def _fuzz(schema: Any, edge: str, project: NewProject) -> list[str]:
                 ],
                 suppress_health_check=list(hypothesis.HealthCheck),
             )
-            @hypothesis.given(case=operation.as_strategy(generation_mode=mode))
+            @hypothesis.given(
+                case=operation.as_strategy(generation_mode=mode).filter(
+                    lambda case: not _known_bug(case)
+                )
+            )
             def run(case: Any) -> None:
                 response = case.call(base_url=edge, headers=headers, session=session)
                 case.validate_response(response, checks=CHECKS, headers=headers)
 
             try:
                 run()
+            except hypothesis.errors.Unsatisfiable:
+                # Nothing in this operation can be made invalid (no parameters, or only
+                # free-form strings): the positive run covered it.
+                assert mode is GenerationMode.NEGATIVE, operation.label
             except (Exception, BaseExceptionGroup) as exc:  # FailureGroup is a BaseExceptionGroup
                 failures.append(f"{operation.label} [{mode.value}]: {exc}")
             finally:
