@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import asyncpg
+import orjson
 
 from agents.live import update_live
 from analytics import metrics
@@ -32,6 +33,48 @@ log = logging.getLogger(__name__)
 LIVE_HORIZON_US = int(LIVE_EXPIRES.total_seconds() * 1_000_000)
 
 
+# A record the database refuses (class 22 data exception, class 23 constraint) or that
+# Python cannot convert: skip it into dead_letters rather than block the partition.
+BAD_RECORD = (
+    asyncpg.DataError,
+    asyncpg.IntegrityConstraintViolationError,
+    ValueError,
+    OverflowError,
+)
+
+
+async def _write_isolating(
+    conn: Any, rows: list[EventRow], partitions: PartitionCache
+) -> tuple[list[EventRow], dict[str, int]]:
+    """Write a batch; if it holds a bad record, bisect to find it and dead-letter it alone."""
+    try:
+        return await write_events(conn, rows, partitions)
+    except BAD_RECORD as exc:
+        if len(rows) == 1:
+            await _dead_letter(conn, rows[0], exc)
+            return [], {}
+    middle = len(rows) // 2
+    left, written = await _write_isolating(conn, rows[:middle], partitions)
+    right, more = await _write_isolating(conn, rows[middle:], partitions)
+    for table, count in more.items():
+        written[table] = written.get(table, 0) + count
+    return left + right, written
+
+
+async def _dead_letter(conn: Any, row: EventRow, exc: BaseException) -> None:
+    metrics.ERRORS.labels("sink", "bad_record").inc()
+    log.error(
+        "raw sink: dead-lettered event %s of project %s: %s", row.event_id, row.project_id, exc
+    )
+    await conn.execute(
+        "INSERT INTO dead_letters (project_id, event_id, error, payload) VALUES ($1, $2, $3, $4)",
+        row.project_id,
+        row.event_id,
+        f"{type(exc).__name__}: {exc}",
+        orjson.dumps(tuple(row)).decode(errors="replace"),
+    )
+
+
 async def _store(
     pool: asyncpg.Pool, rows: list[EventRow], partitions: PartitionCache
 ) -> list[EventRow]:
@@ -40,7 +83,7 @@ async def _store(
         try:
             async with pool.acquire() as conn:
                 started = time.perf_counter()
-                fresh, written = await write_events(conn, rows, partitions)
+                fresh, written = await _write_isolating(conn, rows, partitions)
                 metrics.FLUSH_LATENCY.observe(time.perf_counter() - started)
                 metrics.LAST_FLUSH.set(time.time())
                 metrics.SINK_EVENTS.labels("new").inc(len(fresh))

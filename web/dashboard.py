@@ -81,6 +81,10 @@ async def _project_id(request: web.Request) -> str:
 
 def _text(request: web.Request, name: str) -> str | None:
     value = request.query.get(name)
+    if value and "\x00" in value:
+        raise BadRequest(
+            f"{name} must not contain NUL (U+0000) characters", code=f"{name}_invalid", field=name
+        )
     return value or None
 
 
@@ -90,9 +94,10 @@ def _moment(value: str, field: str) -> datetime:
     text = value.strip().replace(" ", "+") if "T" in value else value.strip()
     try:
         moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
-        return moment.astimezone(UTC)
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        if not 1900 <= moment.year <= 9000:
+            raise ValueError("outside the years 1900-9000")
+        return moment
     except (ValueError, OverflowError) as exc:
         raise BadRequest(
             f"{field} {value[:64]!r} is not an ISO 8601 datetime (e.g. 2024-01-31T12:00:00Z)",

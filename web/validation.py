@@ -58,6 +58,10 @@ def _text(body: dict[str, Any], name: str, *, required: bool, max_len: int) -> s
             code=f"{name}_too_long",
             field=name,
         )
+    if "\x00" in value:
+        raise BadRequest(
+            f"{name} must not contain NUL (U+0000) characters", code=f"{name}_invalid", field=name
+        )
     return value
 
 
@@ -69,7 +73,7 @@ def parse_time(value: Any, field: str) -> int:
         )
     if isinstance(value, int | float):
         try:
-            return to_us(datetime.fromtimestamp(float(value), tz=UTC))
+            return _in_range(to_us(datetime.fromtimestamp(float(value), tz=UTC)), field)
         except (OverflowError, OSError, ValueError) as exc:
             raise BadRequest(
                 f"{field} is not a valid epoch time", code=f"{field}_invalid", field=field
@@ -89,9 +93,25 @@ def parse_time(value: Any, field: str) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     try:
-        return to_us(moment)
+        micros = to_us(moment)
     except OverflowError as exc:
         raise BadRequest(f"{field} is out of range", code=f"{field}_invalid", field=field) from exc
+    return _in_range(micros, field)
+
+
+# Events before 1900 are refused: no analytics event is that old, and the
+# bound keeps every bucket and partition computation far from calendar limits.
+MIN_US = -2_208_988_800_000_000  # 1900-01-01T00:00:00Z
+
+
+def _in_range(micros: int, field: str) -> int:
+    if micros < MIN_US:
+        raise BadRequest(
+            f"{field} is before 1900-01-01; events that old are not accepted",
+            code=f"{field}_out_of_range",
+            field=field,
+        )
+    return micros
 
 
 def validate_event(body: Any, ctx: RequestContext, *, sample_rate: float = 1.0) -> EventRow:
@@ -121,6 +141,13 @@ def validate_event(body: Any, ctx: RequestContext, *, sample_rate: float = 1.0) 
                 f"properties is {len(encoded)} bytes serialized;"
                 f" the limit is {ctx.max_properties_bytes}",
                 code="properties_too_large",
+                field="properties",
+            )
+        if b"\\u0000" in encoded:
+            # PostgreSQL's jsonb cannot hold U+0000 anywhere in a value or key.
+            raise BadRequest(
+                "properties must not contain NUL (U+0000) characters",
+                code="properties_invalid",
                 field="properties",
             )
         props_text = encoded.decode()

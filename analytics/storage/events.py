@@ -39,12 +39,15 @@ _COLUMNS = (
 )
 
 _STAGING = "sa_staging_events"
+_STAGING_COLUMNS = (*_COLUMNS[:7], "ts_us", "sample_rate", "received_us", *_COLUMNS[10:])
+# Exact µs -> timestamptz in the server (cheaper than building datetimes in Python).
+_US_TO_TS = "(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 microsecond')"
 
 _CREATE_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
     event_id text, project_id text, event_source_id bigint, user_id text,
-    session_id text, event_name text, properties text, "timestamp" timestamptz,
-    sample_rate double precision, received_at timestamptz, ip_address text,
+    session_id text, event_name text, properties text, ts_us bigint,
+    sample_rate double precision, received_us bigint, ip_address text,
     user_agent text
 ) ON COMMIT DELETE ROWS
 """
@@ -52,14 +55,14 @@ CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
 _INSERT_NEW = f"""
 WITH fresh AS (
     INSERT INTO event_ids (project_id, event_id, "timestamp")
-    SELECT project_id, event_id, "timestamp" FROM {_STAGING}
+    SELECT project_id, event_id, {_US_TO_TS.format("ts_us")} FROM {_STAGING}
     ON CONFLICT DO NOTHING
     RETURNING project_id, event_id
 )
 INSERT INTO events ({", ".join(f'"{c}"' for c in _COLUMNS)})
 SELECT s.event_id, s.project_id, s.event_source_id, s.user_id, s.session_id, s.event_name,
-       s.properties::jsonb, s."timestamp", s.sample_rate, s.received_at, s.ip_address,
-       s.user_agent
+       s.properties::jsonb, {_US_TO_TS.format("s.ts_us")}, s.sample_rate,
+       {_US_TO_TS.format("s.received_us")}, s.ip_address, s.user_agent
 FROM {_STAGING} s JOIN fresh USING (project_id, event_id)
 RETURNING project_id, event_id
 """
@@ -125,9 +128,9 @@ async def write_events(
             r.session_id,
             r.event_name,
             r.properties,
-            from_us(r.timestamp_us),
+            r.timestamp_us,
             r.sample_rate,
-            from_us(r.received_at_us),
+            r.received_at_us,
             r.ip_address,
             r.user_agent,
         )
@@ -149,7 +152,7 @@ async def _write(
     written: dict[str, int] = {}
     async with conn.transaction():
         await conn.execute(_CREATE_STAGING)
-        await conn.copy_records_to_table(_STAGING, records=records, columns=_COLUMNS)
+        await conn.copy_records_to_table(_STAGING, records=records, columns=_STAGING_COLUMNS)
         fresh_ids = {(r["project_id"], r["event_id"]) for r in await conn.fetch(_INSERT_NEW)}
         fresh = [r for r in batch if (r.project_id, r.event_id) in fresh_ids]
         if aggregate and fresh:

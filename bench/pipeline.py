@@ -1,0 +1,174 @@
+"""Agent-side figures: B2 (raw consumer), B3 (bare COPY), raw sink, agents, and the Quix peer."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Iterator
+
+import asyncpg
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from analytics.kafka import bootstrap, ensure_topic
+from analytics.models import EventRow
+from analytics.settings import Settings
+from analytics.storage.events import PartitionCache, write_events
+from analytics.storage.projects import resolve_source
+
+
+def make_rows(
+    project_id: str,
+    source_id: int,
+    n: int,
+    *,
+    distinct_users: bool = False,
+    start_us: int | None = None,
+) -> Iterator[EventRow]:
+    """n events over the last 30 minutes (in order), 10 names, users from a pool or all distinct."""
+    now_us = start_us or time.time_ns() // 1000
+    tag = uuid.uuid4().hex[:6]
+    for i in range(n):
+        user = f"user-{tag}-{i}" if distinct_users else f"user-{random.randrange(5000)}"
+        ts = now_us - 1_800_000_000 + i * (1_800_000_000 // max(n, 1))
+        yield EventRow(
+            project_id,
+            f"{tag}-{i}",
+            source_id,
+            "web",
+            user,
+            f"s-{user}",
+            f"event_{i % 10}",
+            '{"page": "/p"}',
+            ts,
+            1.0,
+            now_us,
+            "127.0.0.1",
+            "bench/1.0",
+        )
+
+
+async def source_for(pool: asyncpg.Pool, project_id: str) -> int:
+    async with pool.acquire() as conn:
+        return await resolve_source(conn, project_id, "web")
+
+
+async def preload(settings: Settings, rows: list[EventRow], per_message: int = 500) -> None:
+    """Put rows in the events topic as the bridge would (packed, keyed by project)."""
+    await ensure_topic(settings.kafka_broker, settings.events_topic, settings.topic_partitions)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap(settings.kafka_broker),
+        max_request_size=8 * 1024 * 1024,
+        linger_ms=5,
+    )
+    await producer.start()
+    try:
+        futures = []
+        for start in range(0, len(rows), per_message):
+            chunk = rows[start : start + per_message]
+            payload = orjson.dumps([tuple(r) for r in chunk])
+            futures.append(
+                await producer.send(
+                    settings.events_topic, payload, key=chunk[0].project_id.encode()
+                )
+            )
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def raw_consumer(settings: Settings, expected_events: int) -> float:
+    """B2: a raw aiokafka consumer reading and orjson-decoding the topic; events/s."""
+    consumer = AIOKafkaConsumer(
+        settings.events_topic,
+        bootstrap_servers=bootstrap(settings.kafka_broker),
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=16 * 1024 * 1024,
+    )
+    await consumer.start()
+    seen = 0
+    started = time.perf_counter()
+    try:
+        while seen < expected_events:
+            batch = await consumer.getmany(timeout_ms=1000, max_records=1000)
+            for messages in batch.values():
+                for message in messages:
+                    seen += len(orjson.loads(message.value))
+    finally:
+        await consumer.stop()
+    return seen / (time.perf_counter() - started)
+
+
+async def bare_copy(pool: asyncpg.Pool, rows: list[EventRow]) -> float:
+    """B3: COPY the same rows into an unindexed table; rows/s."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "CREATE UNLOGGED TABLE IF NOT EXISTS bench_copy (event_id text, project_id text,"
+            " event_source_id bigint, user_id text, session_id text, event_name text,"
+            " properties jsonb, ts timestamptz, sample_rate float8, received_at timestamptz,"
+            " ip_address text, user_agent text)"
+        )
+        await conn.execute("ALTER TABLE bench_copy SET LOGGED")
+        await conn.execute("TRUNCATE bench_copy")
+        from analytics.models import from_us
+
+        records = [
+            (
+                r.event_id,
+                r.project_id,
+                r.event_source_id,
+                r.user_id,
+                r.session_id,
+                r.event_name,
+                r.properties,
+                from_us(r.timestamp_us),
+                r.sample_rate,
+                from_us(r.received_at_us),
+                r.ip_address,
+                r.user_agent,
+            )
+            for r in rows
+        ]
+        started = time.perf_counter()
+        for start in range(0, len(records), 5000):
+            await conn.copy_records_to_table("bench_copy", records=records[start : start + 5000])
+        return len(records) / (time.perf_counter() - started)
+
+
+async def raw_sink_alone(pool: asyncpg.Pool, rows: list[EventRow]) -> float:
+    """The sink's raw write (ledger + events, no aggregates), batches of 5,000; rows/s."""
+    cache = PartitionCache()
+    async with pool.acquire() as conn:
+        started = time.perf_counter()
+        for start in range(0, len(rows), 5000):
+            await write_events(conn, rows[start : start + 5000], cache, aggregate=False)
+        return len(rows) / (time.perf_counter() - started)
+
+
+def quix_peer(settings: Settings, n: int) -> float | None:
+    """P1: the Quix Streams peer in its own process (it wants the main thread); events/s."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.quix_peer",
+            bootstrap(settings.kafka_broker),
+            f"{settings.events_topic}-quix",
+            f"{settings.app_id}-quix",
+            str(n),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    for line in reversed(result.stdout.splitlines()):
+        if line.startswith("EVENTS_PER_S "):
+            return float(line.split()[1])
+    return None
