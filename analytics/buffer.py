@@ -19,7 +19,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from analytics import metrics
 from analytics.errors import BufferUnavailable, RateLimited
-from analytics.limits import APPEND_WITH_LIMITS, Limit, window_fraction
+from analytics.limits import APPEND_WITH_LIMITS, CHECK_AND_CHARGE, Limit, window_fraction
 from analytics.models import EventRow, encode_rows
 
 FIELD = b"e"
@@ -39,10 +39,19 @@ class BufferWriter:
     learns its own outcome, so a 202 still means "this entry is in Redis".
     """
 
-    __slots__ = ("_client", "_flushing", "_max", "_pending", "_stream", "fail_open")
+    __slots__ = ("_client", "_flushing", "_limiter", "_max", "_pending", "_stream", "fail_open")
 
-    def __init__(self, client: aioredis.Redis, stream: str, max_group: int = 256) -> None:
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        stream: str,
+        max_group: int = 256,
+        limiter: aioredis.Redis | None = None,
+    ) -> None:
         self._client = client
+        # With a limiter on its own Redis, limits are checked there first (and fail open
+        # when it is unreachable); else they are checked atomically with the append.
+        self._limiter = limiter
         self._stream = stream
         self._max = max_group
         self._pending: list[tuple[bytes, int, Sequence[Limit], asyncio.Future[int]]] = []
@@ -55,12 +64,33 @@ class BufferWriter:
         With ``limits``, the append happens only if none is exceeded
         (``RateLimited``, 429, otherwise), and charges them all.
         """
+        if limits and self._limiter is not None:
+            await self._check_apart(limits, len(rows))
+            limits = ()
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._pending.append((encode_rows(rows), len(rows), limits, future))
         if not self._flushing:
             self._flushing = True
             asyncio.get_running_loop().call_soon(self._start_flush)
         refused = await future
+        if refused:
+            limit = limits[refused - 1]
+            raise RateLimited(limit.detail, code=limit.code, retry_after=limit.retry_after)
+
+    async def _check_apart(self, limits: Sequence[Limit], count: int) -> None:
+        assert self._limiter is not None
+        keys = ["unused"]
+        for limit in limits:
+            keys += [limit.current_key, limit.previous_key]
+        args: list[Any] = ["", count, window_fraction(time.time())]
+        args += [limit.limit for limit in limits]
+        args += [limit.ttl_seconds for limit in limits]
+        try:
+            refused = int(await self._limiter.eval(CHECK_AND_CHARGE, len(keys), *keys, *args))
+        except (RedisError, OSError):
+            self.fail_open += 1
+            metrics.RATE_LIMIT_FAIL_OPEN.inc()
+            return
         if refused:
             limit = limits[refused - 1]
             raise RateLimited(limit.detail, code=limit.code, retry_after=limit.retry_after)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-APPEND_WITH_LIMITS = """
+_TEMPLATE = """
 local n = tonumber(ARGV[2])
 local frac = tonumber(ARGV[3])
 local count = (#KEYS - 1) / 2
@@ -31,9 +31,13 @@ for i = 1, count do
   redis.call('INCRBY', KEYS[2 * i], n)
   redis.call('EXPIRE', KEYS[2 * i], tonumber(ARGV[3 + count + i]))
 end
-redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])
+{append}
 return 0
 """
+
+APPEND_WITH_LIMITS = _TEMPLATE.replace("{append}", "redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])")
+# For a limiter on its own Redis: the same check and charge, no append (KEYS[1] unused).
+CHECK_AND_CHARGE = _TEMPLATE.replace("{append}", "")
 
 
 @dataclass(slots=True, frozen=True)

@@ -19,6 +19,9 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/analytics"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Rate limits and quotas on their own Redis (fail open when it is down); unset = the
+    # buffer's Redis, checked atomically with the append.
+    rate_limit_redis_url: str | None = None
     kafka_broker: str = "kafka://127.0.0.1:9092"
 
     http_host: str = "127.0.0.1"

@@ -34,7 +34,6 @@ def main(broker: str, topic_name: str, group: str, n: int) -> None:
             extra_config={"retention.ms": "604800000", "retention.bytes": "-1"},
         ),
     )
-    app.setup_topics()
     producer = Producer({"bootstrap.servers": broker, "linger.ms": 20})
     now_ms = int(time.time() * 1000)
     for i in range(n):

@@ -77,7 +77,7 @@ def render(rows: list[Row]) -> str:
     lines = [
         f"| {r.name} | {fmt(r.value)} | {r.unit} | {r.baseline_name or '-'} | "
         f"{fmt(r.baseline_value)} | {fmt(r.ratio)} | {r.target} | "
-        f"{'PASS' if r.passed else 'FAIL'} |"
+        f"{'-' if r.passed is None else 'PASS' if r.passed else 'FAIL'} |"
         for r in rows
     ]
     return head + "\n".join(lines) + "\n"

@@ -17,7 +17,7 @@ from aiohttp import web
 from analytics import buffer
 from analytics.settings import Settings
 from analytics.storage.migrate import migrate
-from web import dashboard, health, ingest, openapi, pages, realtime
+from web import audit, dashboard, health, ingest, openapi, pages, realtime
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
 from web.keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
@@ -41,13 +41,21 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    client = buffer.connect(app[SETTINGS].redis_url)
+    settings = app[SETTINGS]
+    client = buffer.connect(settings.redis_url)
+    limiter = None
+    if settings.rate_limit_redis_url:
+        limiter = buffer.connect(
+            settings.rate_limit_redis_url, socket_timeout=0.5, socket_connect_timeout=0.5
+        )
     app[REDIS] = client
-    app[BUFFER] = buffer.BufferWriter(client, app[SETTINGS].stream_key)
+    app[BUFFER] = buffer.BufferWriter(client, settings.stream_key, limiter=limiter)
     try:
         yield
     finally:
         await client.aclose()
+        if limiter is not None:
+            await limiter.aclose()
 
 
 def make_edge(settings: Settings) -> web.Application:
@@ -60,6 +68,7 @@ def make_edge(settings: Settings) -> web.Application:
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_redis)
+    app.cleanup_ctx.append(audit.audit_ctx)
     app.router.add_post("/api/events/ingest/", ingest.ingest_one)
     app.router.add_post("/api/events/batch/", ingest.ingest_batch)
     app.router.add_route("OPTIONS", "/api/events/ingest/", ingest.preflight)

@@ -17,13 +17,14 @@ from typing import Any
 from aiohttp import web
 
 from analytics import metrics
-from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLarge
+from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLarge, RateLimited
 from analytics.keys import KeyKind
 from analytics.limits import Limit, daily_quota, minute_limit
 from analytics.models import EventRow
 from analytics.project_settings import ProjectSettings, SourceSettings, resolve
 from analytics.sampling import decide
 from analytics.storage.projects import KeyRecord
+from web.audit import AUDIT
 from web.body import read_json
 from web.client import client_ip, parse_networks
 from web.keys import BUFFER, KEY_CACHE, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
@@ -240,7 +241,11 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
             )
     outcome = await _sample_and_limit(request, project, valid, ctx.ip_address)
     if outcome.kept:
-        await app[BUFFER].append(outcome.kept, outcome.limits)
+        try:
+            await app[BUFFER].append(outcome.kept, outcome.limits)
+        except RateLimited as error:
+            app[AUDIT].violation(record.project_id, error.code)
+            raise
     _count(record.project_id, len(outcome.kept), len(outcome.sampled), results)
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
     if not batch:

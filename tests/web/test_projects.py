@@ -348,3 +348,117 @@ async def test_audit_log_records_key_and_settings_changes(
         ]
     assert actions[0] == "project_created"
     assert "settings_changed" in actions and "key_rotated" in actions
+
+
+async def test_random_sampling_keeps_the_rate_within_bounds(
+    http: aiohttp.ClientSession, edge: str, settings: Settings, project: NewProject
+) -> None:
+    await acli(
+        settings,
+        "set-setting",
+        project.project_id,
+        "sampling",
+        '{"strategy": "random", "rate": 0.3}',
+    )
+    await asyncio.sleep(settings.key_cache_seconds + 0.5)
+    kept = 0
+    for _ in range(10):
+        status, body = await post(
+            http, f"{edge}/api/events/batch/", {"events": [EVENT] * 1000}, project.public_key
+        )
+        assert status == 202
+        kept += body["accepted"]
+    # Binomial(10,000, 0.3): sigma = 45.8; four sigmas either side.
+    assert abs(kept - 3000) <= 184, kept
+
+
+async def test_deterministic_sampling_is_the_same_on_two_edges(
+    http: aiohttp.ClientSession, edge: str, settings: Settings, project: NewProject
+) -> None:
+    from analytics.broker import free_port
+    from tests.conftest import start_edge
+
+    await acli(
+        settings,
+        "set-setting",
+        project.project_id,
+        "sampling",
+        '{"strategy": "deterministic", "rate": 0.4}',
+    )
+    second_settings = settings.model_copy(update={"http_port": free_port()})
+    second = await start_edge(second_settings)
+    try:
+        await asyncio.sleep(settings.key_cache_seconds + 0.5)
+        events = [
+            {"event_name": "e", "event_source": "web", "user_id": f"p-{i}"} for i in range(500)
+        ]
+        kept_sets = []
+        for url in (edge, f"http://127.0.0.1:{second_settings.http_port}"):
+            status, body = await post(
+                http, f"{url}/api/events/batch/", {"events": events}, project.public_key
+            )
+            assert status == 202
+            kept_sets.append(set(range(500)) - {r["index"] for r in body["results"]})
+        assert kept_sets[0] == kept_sets[1]
+        assert 150 <= len(kept_sets[0]) <= 250
+    finally:
+        await second.cleanup()
+
+
+async def test_per_ip_and_per_project_limits_are_independent(
+    http: aiohttp.ClientSession, edge: str, settings: Settings, project: NewProject
+) -> None:
+    await acli(settings, "set-setting", project.project_id, "trusted_proxies", '["127.0.0.1/32"]')
+    await acli(settings, "set-setting", project.project_id, "rate_limit_per_ip_per_minute", "3")
+    await acli(settings, "set-setting", project.project_id, "rate_limit_per_minute", "6")
+    await asyncio.sleep(settings.key_cache_seconds + 0.5)
+
+    async def from_ip(ip: str) -> int:
+        status, _ = await post(
+            http, f"{edge}/api/events/ingest/", EVENT, project.public_key, **{"X-Forwarded-For": ip}
+        )
+        return status
+
+    assert [await from_ip("203.0.113.1") for _ in range(4)] == [202, 202, 202, 429]
+    assert [await from_ip("203.0.113.2") for _ in range(3)] == [202, 202, 202]
+    # Six accepted in the project now: its own limit stops a third address.
+    assert await from_ip("203.0.113.3") == 429
+
+
+async def test_limiter_redis_down_fails_open_and_is_counted(
+    http: aiohttp.ClientSession,
+    settings_factory: Any,
+    run_dir: Any,
+    db: asyncpg.Pool,
+) -> None:
+    from tests.conftest import start_edge
+    from tests.processes import RedisServer
+
+    limiter = RedisServer(run_dir / "limiter-redis").start()
+    settings = settings_factory(rate_limit_redis_url=limiter.url)
+    created = await acli(settings, "create-project", "limited")
+    await acli(settings, "set-setting", created["project_id"], "rate_limit_per_minute", "2")
+    runner = await start_edge(settings)
+    edge = f"http://127.0.0.1:{settings.http_port}"
+    try:
+        statuses = [await status_of(http, edge, created["public_key"]) for _ in range(3)]
+        assert statuses == [202, 202, 429]
+        limiter.kill()  # the limiter's Redis is gone; the buffer's Redis is fine
+        statuses = [await status_of(http, edge, created["public_key"]) for _ in range(3)]
+        assert statuses == [202, 202, 202]
+        async with http.get(f"{edge}/metrics") as resp:
+            text = await resp.text()
+        line = next(x for x in text.splitlines() if x.startswith("sa_rate_limit_fail_open_total"))
+        assert float(line.split()[-1]) >= 3
+    finally:
+        await runner.cleanup()  # flushes the audit buffer
+        limiter.kill()
+    async with db.acquire() as conn:
+        actions = {
+            r["action"]: r["detail"]
+            for r in await conn.fetch(
+                "SELECT action, detail FROM audit_log WHERE project_id = $1", created["project_id"]
+            )
+        }
+    assert orjson.loads(actions["rate_limited"]) == {"requests": 1}
+    assert orjson.loads(actions["key_used"]) == {"kind": "public"}
