@@ -65,7 +65,7 @@ class Sketch:
     def to_bytes(self) -> bytes:
         """The stored form."""
         if self._exact is not None:
-            return b"E" + array("Q", self._exact).tobytes()
+            return b"E" + array("Q", sorted(self._exact)).tobytes()
         assert self._registers is not None
         return b"H" + bytes(self._registers)
 

@@ -45,8 +45,9 @@ ON CONFLICT (project_id, event_source, event_name, bucket_start) DO UPDATE SET
     estimated_count = a.estimated_count + EXCLUDED.estimated_count,
     unique_users = EXCLUDED.unique_users,
     unique_sessions = EXCLUDED.unique_sessions,
-    users_sketch = EXCLUDED.users_sketch,
-    sessions_sketch = EXCLUDED.sessions_sketch,
+    -- NULL means "no new member": keep the stored sketch rather than rewrite it.
+    users_sketch = COALESCE(EXCLUDED.users_sketch, a.users_sketch),
+    sessions_sketch = COALESCE(EXCLUDED.sessions_sketch, a.sessions_sketch),
     updated_at = now()
 """
 
@@ -89,6 +90,14 @@ def _merged(stored: bytes | None, new: set[int]) -> Sketch:
     return sketch
 
 
+def _changed(stored: bytes | None, sketch: Sketch) -> bytes | None:
+    """The sketch's bytes when they differ from what is stored, else None (no rewrite)."""
+    data = sketch.to_bytes()
+    if stored is not None and len(data) == len(stored) and data == stored:
+        return None
+    return data
+
+
 async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]) -> int:
     keys = sorted(deltas)
     times = [from_us(k[3]) for k in keys]
@@ -101,8 +110,8 @@ async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]
     estimates: list[float] = []
     users: list[int] = []
     sessions: list[int] = []
-    user_bytes: list[bytes] = []
-    session_bytes: list[bytes] = []
+    user_bytes: list[bytes | None] = []
+    session_bytes: list[bytes | None] = []
     for key, when in zip(keys, times, strict=True):
         delta = deltas[key]
         old_users, old_sessions = stored.get((key[0], key[1], key[2], when), (None, None))
@@ -112,8 +121,8 @@ async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]
         estimates.append(delta.estimated)
         users.append(user_sketch.cardinality())
         sessions.append(session_sketch.cardinality())
-        user_bytes.append(user_sketch.to_bytes())
-        session_bytes.append(session_sketch.to_bytes())
+        user_bytes.append(_changed(old_users, user_sketch))
+        session_bytes.append(_changed(old_sessions, session_sketch))
     await conn.execute(
         _UPSERT.format(table=table),
         *columns,
