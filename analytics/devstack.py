@@ -28,6 +28,7 @@ from urllib.parse import urlsplit
 import asyncpg
 import redis
 
+from analytics import logs
 from analytics.broker import free_port, start_broker
 from analytics.settings import Settings
 from analytics.storage.migrate import ensure_database, migrate
@@ -156,6 +157,14 @@ async def _migrate(settings: Settings) -> None:
         await conn.close()
 
 
+def _cli_hint(configured: Settings, final: Settings) -> str:
+    """The create-project command line, with the variables the CLI needs to find this stack."""
+    env = []
+    if final.database_url != configured.database_url:
+        env.append(f"DATABASE_URL='{final.database_url}'")
+    return " ".join([*env, "uv run analytics create-project my-site"])
+
+
 class Child:
     """A supervised child process: restarted when it exits unexpectedly."""
 
@@ -206,6 +215,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     settings = Settings()
+    # The supervisor's own lines are for a person at a terminal; children log as LOG_FORMAT says.
+    logs.configure(settings.log_level, "text")
     stack = Stack()
     children: list[Child] = []
     with _signals_raise():
@@ -219,13 +230,14 @@ def main(argv: list[str] | None = None) -> None:
             for child in children:
                 child.start()
             db = urlsplit(final.database_url)
+            where = f"{db.hostname}:{db.port}{db.path}" if db.hostname else final.database_url
             print(
                 "\n[run] Simple Analytics Stack is up\n"
                 f"[run]   edge:       http://{final.http_host}:{final.http_port}\n"
-                f"[run]   postgres:   {db.hostname}:{db.port}{db.path}\n"
+                f"[run]   postgres:   {where}\n"
                 f"[run]   redis:      {final.redis_url}\n"
                 f"[run]   kafka:      {final.kafka_broker}\n"
-                "[run] create a project:  uv run analytics create-project my-site\n"
+                f"[run] create a project:  {_cli_hint(settings, final)}\n"
                 "[run] Ctrl-C stops everything this command started.\n",
                 flush=True,
             )

@@ -73,6 +73,8 @@ class Settings(BaseSettings):
         """The environment variables that rebuild these settings (for child processes)."""
         out: dict[str, str] = {}
         for name, value in self.model_dump().items():
+            if value is None:
+                continue  # unset stays unset (an empty variable would not parse as None)
             if isinstance(value, tuple | list | dict):
                 out[name.upper()] = json.dumps(list(value) if isinstance(value, tuple) else value)
             elif isinstance(value, bool):

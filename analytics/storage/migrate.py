@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from importlib import resources
+from urllib.parse import urlsplit, urlunsplit
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -67,9 +68,9 @@ async def ensure_database(dsn: str) -> None:
     try:
         conn = await asyncpg.connect(dsn)
     except asyncpg.InvalidCatalogNameError:
-        base, _, name = dsn.rpartition("/")
-        name = name.split("?", 1)[0]
-        admin = await asyncpg.connect(base + "/postgres")
+        parts = urlsplit(dsn)
+        name = parts.path.lstrip("/")
+        admin = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
         try:
             await admin.execute(f'CREATE DATABASE "{name}"')
         except asyncpg.DuplicateDatabaseError:
