@@ -17,8 +17,8 @@ from analytics.settings import Settings
 
 def make_app(settings: Settings) -> Any:
     """A faust app wired with every agent, task and command of the stack."""
-    from agents import bridge, raw_sink, views
-    from analytics import commands, ops_commands, project_commands
+    from agents import bridge, health_views, housekeeping, raw_sink, views
+    from analytics import commands, logs, ops_commands, project_commands
     from analytics.topics import events_topic
     from tables.live import live_minutes
 
@@ -48,6 +48,9 @@ def make_app(settings: Settings) -> Any:
     live = live_minutes(app, settings)
     raw_sink.register(app, settings, topic, live)
     views.register(app, settings, live)
+    health_views.register(app, settings)
+    housekeeping.register(app, settings)
+    logs.configure_worker(app, settings.log_format)
     bridge.register(app, settings)
     commands.register(app, settings)
     ops_commands.register(app, settings)

@@ -16,7 +16,7 @@ from aiohttp import web
 
 from analytics import buffer
 from analytics.settings import Settings
-from analytics.storage.migrate import migrate
+from analytics.storage.migrate import ensure_database, migrate
 from web import audit, dashboard, health, ingest, openapi, pages, realtime
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
+    await ensure_database(settings.database_url)
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
     try:
         async with pool.acquire() as conn:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
+import asyncpg
 from aiohttp import web
+from aiokafka.client import AIOKafkaClient
 
 from analytics import metrics
-from web.keys import PG_POOL, REDIS
+from analytics.kafka import bootstrap
+from web.keys import PG_POOL, REDIS, SETTINGS
 from web.middleware import json_response
+
+# Each dependency must answer within this; /readyz as a whole stays under about this too,
+# because the checks run at the same time.
+READY_TIMEOUT = 2.0
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -16,25 +24,56 @@ async def healthz(request: web.Request) -> web.Response:
     return json_response({"status": "ok"})
 
 
+async def _kafka_answers(broker_url: str) -> None:
+    """Connect to a bootstrap broker and fetch cluster metadata; raises when none answers.
+
+    A fresh client per probe: nothing lingers (or reconnects in the background) while
+    Kafka is down, and start-up never waits for the broker.
+    """
+    client = AIOKafkaClient(
+        bootstrap_servers=bootstrap(broker_url),
+        client_id="analytics-readyz",
+        request_timeout_ms=int(READY_TIMEOUT * 1000),
+    )
+    try:
+        await client.bootstrap()
+    finally:
+        await client.close()
+
+
+async def _check(checks: dict[str, str], name: str, probe: Awaitable[object]) -> None:
+    try:
+        async with asyncio.timeout(READY_TIMEOUT):
+            await probe
+        checks[name] = "ok"
+    except TimeoutError:
+        checks[name] = f"fail: no answer within {READY_TIMEOUT:g} s"
+    except Exception as exc:  # any failure of a dependency is the finding, not a crash
+        checks[name] = f"fail: {type(exc).__name__}"
+
+
+async def _postgres_answers(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
+
+
 async def readyz(request: web.Request) -> web.Response:
-    """Redis and PostgreSQL answer; 503 naming what does not."""
+    """Redis, PostgreSQL and Kafka answer (each within 2 s, asked at once); else 503 naming them.
+
+    The edge itself needs only Redis and PostgreSQL to accept events; Kafka is checked because
+    without it nothing leaves the buffer, and an operator should see that here first.
+    """
+    app = request.app
     checks: dict[str, str] = {}
-    try:
-        async with asyncio.timeout(2):
-            await request.app[REDIS].ping()
-        checks["redis"] = "ok"
-    except Exception as exc:
-        checks["redis"] = f"fail: {type(exc).__name__}"
-    try:
-        async with asyncio.timeout(2):
-            async with request.app[PG_POOL].acquire() as conn:
-                await conn.fetchval("SELECT 1")
-        checks["postgres"] = "ok"
-    except Exception as exc:
-        checks["postgres"] = f"fail: {type(exc).__name__}"
+    await asyncio.gather(
+        _check(checks, "redis", app[REDIS].ping()),
+        _check(checks, "postgres", _postgres_answers(app[PG_POOL])),
+        _check(checks, "kafka", _kafka_answers(app[SETTINGS].kafka_broker)),
+    )
     ready = all(v == "ok" for v in checks.values())
+    ordered = {name: checks[name] for name in ("redis", "postgres", "kafka")}
     return json_response(
-        {"status": "ok" if ready else "fail", "checks": checks}, 200 if ready else 503
+        {"status": "ok" if ready else "fail", "checks": ordered}, 200 if ready else 503
     )
 
 

@@ -280,6 +280,7 @@ def _answer_schemas() -> dict[str, Schema]:
             checks=_object(
                 redis=_described(STR, '"ok" or "fail: <why>".'),
                 postgres=_described(STR, '"ok" or "fail: <why>".'),
+                kafka=_described(STR, '"ok" or "fail: <why>".'),
             ),
         ),
     }
@@ -505,7 +506,7 @@ def _paths(limits: Limits) -> dict[str, Schema]:
         "get": _unauthenticated(
             "readyz",
             "health",
-            "Redis and PostgreSQL answer",
+            "Redis, PostgreSQL and Kafka answer",
             {
                 "200": _json(_ref("Readiness"), "Ready."),
                 "503": _json(_ref("Readiness"), "Not ready; checks names what failed."),

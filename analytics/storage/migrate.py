@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from importlib import resources
-from urllib.parse import urlsplit, urlunsplit
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 

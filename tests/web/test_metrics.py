@@ -135,12 +135,17 @@ async def test_readyz_fails_when_postgres_is_unreachable(
     try:
         async with http.get(f"{url}/readyz") as resp:
             body = await resp.json()
-            assert resp.status == 200 and body["checks"] == {"redis": "ok", "postgres": "ok"}
+            assert resp.status == 200 and body["checks"] == {
+                "redis": "ok",
+                "postgres": "ok",
+                "kafka": "ok",
+            }
         await proxy.stop()  # the network to PostgreSQL is gone
         async with http.get(f"{url}/readyz") as resp:
             body = await resp.json()
             assert resp.status == 503
             assert body["checks"]["postgres"].startswith("fail") and body["checks"]["redis"] == "ok"
+            assert body["checks"]["kafka"] == "ok"
         async with http.get(f"{url}/healthz") as resp:
             assert resp.status == 200  # alive, just not ready
     finally:
