@@ -130,9 +130,10 @@ async def _sample_and_limit(
     sources = await request.app[SOURCE_CACHE].resolve(project_id, {r.event_source for _, r in rows})
     per_source: dict[str, int] = {}
     overrides: dict[str, SourceSettings] = {}
+    policies = {name: resolve(project, source) for name, (_, source) in sources.items()}
     for index, row in rows:
         source_id, source = sources[row.event_source]
-        policy = resolve(project, source)
+        policy = policies[row.event_source]
         kept, rate = decide(policy.sampling, project_id, row.user_id, row.timestamp_us)
         if not kept:
             outcome.sampled.append(index)
