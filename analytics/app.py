@@ -32,7 +32,8 @@ def make_app(settings: Settings) -> Any:
         topic_replication_factor=1,
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
-        stream_buffer_maxsize=max(4096, settings.sink_batch_messages * 2),
+        # Each message packs up to 500 events: buffer two batches, not thousands of messages.
+        stream_buffer_maxsize=max(256, settings.sink_batch_messages * 2),
         broker_commit_every=settings.sink_batch_messages,
         broker_commit_interval=1.0,
         broker_session_timeout=settings.worker_session_timeout,

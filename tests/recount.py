@@ -8,6 +8,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from analytics.sketch import EXACT_LIMIT, STANDARD_ERROR
+
 WIDTHS = {"agg_5min": "5 minutes", "agg_hourly": "1 hour", "agg_daily": "1 day"}
 
 
@@ -39,12 +41,21 @@ async def stored(
     return {(r[0], r[1], r[2]): (r[3], r[4], r[5], r[6]) for r in rows}
 
 
+def distinct_matches(want: int, got: int) -> bool:
+    """Exact up to the sketch's exact limit; beyond it, within three standard errors."""
+    if want <= EXACT_LIMIT:
+        return want == got
+    return abs(got - want) <= 3 * STANDARD_ERROR * want
+
+
 def _same(a: dict[Any, tuple[Any, ...]], b: dict[Any, tuple[Any, ...]]) -> bool:
     if a.keys() != b.keys():
         return False
     for key, x in a.items():
         y = b[key]
-        if (x[0], x[2], x[3]) != (y[0], y[2], y[3]) or not math.isclose(x[1], y[1], rel_tol=1e-9):
+        if x[0] != y[0] or not math.isclose(x[1], y[1], rel_tol=1e-9):
+            return False
+        if not (distinct_matches(x[2], y[2]) and distinct_matches(x[3], y[3])):
             return False
     return True
 
@@ -77,7 +88,12 @@ async def mismatches(pool: asyncpg.Pool, project_id: str) -> list[str]:
                 project_id,
             )
         }
-        if want_days != got_days:
+        if want_days.keys() != got_days.keys() or not all(
+            want_days[d][0] == got_days[d][0]
+            and distinct_matches(want_days[d][1], got_days[d][1])
+            and distinct_matches(want_days[d][2], got_days[d][2])
+            for d in want_days
+        ):
             bad.append(f"project_daily_summary: want {want_days} got {got_days}")
         names = await conn.fetch(
             """SELECT (e."timestamp" AT TIME ZONE 'UTC')::date, event_name, count(*)
