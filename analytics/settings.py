@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     bridge_events_per_message: int = 500
 
     # Raw sink agent.
-    sink_batch_messages: int = 200
+    sink_batch_messages: int = 50
     sink_batch_seconds: float = 0.2
     partitions_ahead_days: int = 7
 
