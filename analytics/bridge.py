@@ -157,15 +157,12 @@ class Bridge:
                 total += await self._retry_own()
 
     async def _retry_own(self) -> int:
-        reply: Any = await self.redis.xreadgroup(
-            self.group, self.consumer, {self.stream: "0"}, count=self.read_count
-        )
-        entries = reply[0][1] if reply else []
-        if not entries:
+        sent = await self._forward_own_pending()
+        if sent == 0:
             # Pending entries belong to another live consumer; wait for them to be reclaimable.
             await asyncio.sleep(0.5)
             return await self._reclaim()
-        return await self._forward(entries)
+        return sent
 
     async def run(self) -> None:
         """Forward continuously until cancelled; transient failures are logged and retried."""
@@ -177,7 +174,7 @@ class Bridge:
             try:
                 if loop.time() - last_claim > min(5.0, self.claim_idle_ms / 2000):
                     last_claim = loop.time()
-                    await self._retry_own_quick()
+                    await self._forward_own_pending()
                     await self._reclaim()
                     await self._gauge()
                 await self._read_new(self.block_ms)
@@ -198,9 +195,10 @@ class Bridge:
         metrics.BUFFER_DEPTH.set(depth)
         metrics.BUFFER_PENDING.set(pending["pending"])
 
-    async def _retry_own_quick(self) -> None:
+    async def _forward_own_pending(self) -> int:
+        """Send again what this bridge read but could not acknowledge (an earlier failure)."""
         reply: Any = await self.redis.xreadgroup(
             self.group, self.consumer, {self.stream: "0"}, count=self.read_count
         )
         entries = reply[0][1] if reply else []
-        await self._forward([(eid, f) for eid, f in entries if f])
+        return await self._forward([(eid, f) for eid, f in entries if f])
