@@ -56,7 +56,7 @@ def register(app: Any, settings: Settings, live: Any) -> None:
                 highwater = app.consumer.highwater(tp)
                 if highwater is None:
                     continue
-            except Exception:  # noqa: S112 - unknown right after an assignment; next scrape
+            except Exception:  # noqa: S112 (not known right after an assignment)  # nosec B112
                 continue
             committed = app.consumer._committed_offset.get(tp) or 0
             metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - committed))
