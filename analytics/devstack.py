@@ -197,6 +197,10 @@ class Child:
 @contextlib.contextmanager
 def _signals_raise() -> Iterator[None]:
     def handler(signum: int, frame: object) -> None:
+        # Only the first signal interrupts: a second one (uv forwarding the same Ctrl-C,
+        # an impatient operator) must not abort the cleanup that stops the children.
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_IGN)
         raise KeyboardInterrupt
 
     old = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
