@@ -319,19 +319,38 @@ async def test_isolation_between_projects(
     settings: Settings,
     db: asyncpg.Pool,
     project: NewProject,
+    worker: Any,
 ) -> None:
     other = await acli(settings, "create-project", "other")
     await acli(settings, "set-setting", other["project_id"], "rate_limit_per_minute", "1")
-    # Project B's settings never apply to project A.
+    await asyncio.sleep(settings.key_cache_seconds + 0.5)
+    # Project B's settings apply to B only.
+    assert [await status_of(http, edge, other["public_key"]) for _ in range(2)] == [202, 429]
     for _ in range(3):
         assert await status_of(http, edge, project.public_key) == 202
-    async with db.acquire() as conn:
-        await conn.execute(
-            "UPDATE projects SET settings = settings WHERE id = $1", project.project_id
-        )
-    # A private key can never ingest, a public key is never another project's.
+    # A private key can never ingest.
     status, body = await post(http, f"{edge}/api/events/ingest/", EVENT, other["private_key"])
     assert (status, body["code"]) == (403, "private_key_not_allowed")
+    # Each key's events land in its own project, and B's private key never reads A's data.
+    async with db.acquire() as conn:
+        await wait_for(lambda: _events_are(conn, project.project_id, 3), timeout=30)
+        assert (
+            await conn.fetchval(
+                "SELECT count(*) FROM events WHERE project_id = $1", other["project_id"]
+            )
+            <= 1
+        )
+    async with http.get(
+        f"{edge}/api/events/query/", headers={"Authorization": f"Bearer {other['private_key']}"}
+    ) as resp:
+        page = await resp.json()
+    assert resp.status == 200
+    assert all(e["project_id"] == other["project_id"] for e in page["results"])
+
+
+async def _events_are(conn: Any, project_id: str, n: int) -> bool:
+    count = await conn.fetchval("SELECT count(*) FROM events WHERE project_id = $1", project_id)
+    return bool(count == n)
 
 
 async def test_audit_log_records_key_and_settings_changes(
