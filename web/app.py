@@ -17,7 +17,7 @@ from aiohttp import web
 from analytics import buffer
 from analytics.settings import Settings
 from analytics.storage.migrate import ensure_database, migrate
-from web import audit, dashboard, health, ingest, openapi, pages, realtime
+from web import audit, dashboard, health, ingest, openapi, pages, realtime, segment
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
 from web.keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
@@ -80,6 +80,7 @@ def make_edge(settings: Settings) -> web.Application:
     dashboard.add_routes(app)
     realtime.add_routes(app)
     pages.add_routes(app)
+    segment.add_routes(app)
     openapi.add_routes(app)
     return app
 

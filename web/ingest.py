@@ -52,7 +52,7 @@ async def _authenticate(request: web.Request, body: Any) -> KeyRecord:
     return await request.app[KEY_CACHE].authenticate(key, KeyKind.PUBLIC)
 
 
-def _check_origin(request: web.Request, project: ProjectSettings) -> str | None:
+def check_origin(request: web.Request, project: ProjectSettings) -> str | None:
     """The request's Origin if the project allows it; 403 if it does not."""
     origin = request.headers.get("Origin")
     if origin is None:
@@ -75,7 +75,7 @@ class Identity:
     is_new: bool
 
 
-def _identity(request: web.Request, origin: str | None) -> Identity:
+def identity_of(request: web.Request, origin: str | None) -> Identity:
     """A browser (it sent an Origin) keeps one id in a first-party cookie; others get none."""
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie and 8 <= len(cookie) <= 64 and cookie.isalnum():
@@ -194,13 +194,54 @@ def _finish(
     return response
 
 
+async def ingest_events(
+    request: web.Request,
+    record: KeyRecord,
+    project: ProjectSettings,
+    identity: Identity,
+    events: list[Any],
+    sent_at: Any,
+    *,
+    single: bool,
+) -> tuple[Outcome, list[dict[str, Any]]]:
+    """Validate, sample, rate-limit and buffer events; per-event rejections unless ``single``."""
+    app = request.app
+    ctx = _context(request, record, project, identity.user_id, sent_at)
+    valid: list[tuple[int, EventRow]] = []
+    results: list[dict[str, Any]] = []
+    for index, event in enumerate(events):
+        try:
+            valid.append((index, validate_event(event, ctx)))
+        except AnalyticsError as error:
+            if single:
+                raise
+            results.append(
+                {
+                    "index": index,
+                    "status": "rejected",
+                    "code": error.code,
+                    "detail": error.detail,
+                    "field": error.field,
+                }
+            )
+    outcome = await _sample_and_limit(request, project, valid, ctx.ip_address)
+    if outcome.kept:
+        try:
+            await app[BUFFER].append(outcome.kept, outcome.limits)
+        except RateLimited as error:
+            app[AUDIT].violation(record.project_id, error.code)
+            raise
+    _count(record.project_id, len(outcome.kept), len(outcome.sampled), results)
+    return outcome, results
+
+
 async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response:
     app = request.app
     body = await read_json(request, limit)
     record = await _authenticate(request, body)
     project = app[KEY_CACHE].settings_of(record)
-    origin = _check_origin(request, project)
-    identity = _identity(request, origin)
+    origin = check_origin(request, project)
+    identity = identity_of(request, origin)
     if batch:
         if not isinstance(body, dict):
             raise BadRequest(
@@ -222,32 +263,9 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
     else:
         events = [body]
         sent_at = None
-    ctx = _context(request, record, project, identity.user_id, sent_at)
-    valid: list[tuple[int, EventRow]] = []
-    results: list[dict[str, Any]] = []
-    for index, event in enumerate(events):
-        try:
-            valid.append((index, validate_event(event, ctx)))
-        except AnalyticsError as error:
-            if not batch:
-                raise
-            results.append(
-                {
-                    "index": index,
-                    "status": "rejected",
-                    "code": error.code,
-                    "detail": error.detail,
-                    "field": error.field,
-                }
-            )
-    outcome = await _sample_and_limit(request, project, valid, ctx.ip_address)
-    if outcome.kept:
-        try:
-            await app[BUFFER].append(outcome.kept, outcome.limits)
-        except RateLimited as error:
-            app[AUDIT].violation(record.project_id, error.code)
-            raise
-    _count(record.project_id, len(outcome.kept), len(outcome.sampled), results)
+    outcome, results = await ingest_events(
+        request, record, project, identity, events, sent_at, single=not batch
+    )
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
     if not batch:
         answer = {"status": "accepted", "sampled": bool(outcome.sampled)}
@@ -267,7 +285,7 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
         "status": "accepted",
         "accepted": len(outcome.kept),
         "sampled": len(outcome.sampled),
-        "rejected": len(events) - len(valid),
+        "rejected": sum(1 for r in results if r["status"] == "rejected"),
         "results": results,
     }
     return _finish(json_response(answer, status=202), origin, identity, secure)
