@@ -1,0 +1,261 @@
+"""Building blocks and component schemas of the OpenAPI document (``web.openapi``).
+
+Kept apart from the operations so each module stays readable; the two are one
+document and change together when a handler's answers change.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from analytics.settings import Settings
+from web.dashboard import MAX_PAGE_SIZE
+
+Schema = dict[str, Any]
+
+
+@dataclass(slots=True, frozen=True)
+class Limits:
+    """The request limits the document states (bytes are counted after decompression)."""
+
+    max_batch_events: int = 1000
+    max_batch_bytes: int = 5 * 1024 * 1024
+    max_event_bytes: int = 1024 * 1024
+    max_properties_bytes: int = 64 * 1024
+
+    @classmethod
+    def of(cls, settings: Settings) -> Limits:
+        """The limits an edge with these settings enforces."""
+        return cls(
+            max_batch_events=settings.max_batch_events,
+            max_batch_bytes=settings.max_batch_bytes,
+            max_event_bytes=settings.max_event_bytes,
+            max_properties_bytes=settings.max_properties_bytes,
+        )
+
+
+# --- schema building blocks ----------------------------------------------------------------
+
+STR: Schema = {"type": "string"}
+INT: Schema = {"type": "integer"}
+NUM: Schema = {"type": "number"}
+BOOL: Schema = {"type": "boolean"}
+OBJ: Schema = {"type": "object"}
+COUNT: Schema = {"type": "integer", "minimum": 0}
+DATE_TIME: Schema = {"type": "string", "format": "date-time"}
+# PostgreSQL text cannot hold U+0000: a client must never send it in a stored or
+# filtered string (the edge does not refuse it yet; see tests/web/test_openapi.py).
+NO_NUL = "^[^\\u0000]*$"
+# What the edge reads as a time: ISO 8601 text (naive means UTC) or epoch seconds.
+CLIENT_TIME: Schema = {
+    "anyOf": [DATE_TIME, NUM, {"type": "null"}],
+    "description": "ISO 8601 (a time without zone is UTC) or epoch seconds.",
+}
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _null(schema: Schema) -> Schema:
+    return {"anyOf": [schema, {"type": "null"}]}
+
+
+def _list(item: Schema) -> Schema:
+    return {"type": "array", "items": item}
+
+
+def _object(**properties: Schema) -> Schema:
+    """A closed object with every property present: the handlers build these field by field."""
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _described(schema: Schema, description: str) -> Schema:
+    return {**schema, "description": description}
+
+
+def _event_schemas(limits: Limits) -> dict[str, Schema]:
+    """What clients send to the ingest endpoints."""
+    name: Schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL}
+    text: Schema = _null({"type": "string", "maxLength": 255, "pattern": NO_NUL})
+    api_key = _described(
+        STR,
+        "The public key, read only when there is no Authorization header"
+        " (navigator.sendBeacon cannot set headers).",
+    )
+    sent_at = _described(CLIENT_TIME, "The client's clock when sending.")
+    event = {
+        "type": "object",
+        "description": "One event (SPEC §3). Only event_name and event_source are required;"
+        " an empty or null optional field counts as absent. Unknown fields are ignored."
+        " Text must not contain U+0000.",
+        "properties": {
+            "event_name": name,
+            "event_source": _described(name, "Created for the project on first use."),
+            "event_id": _null(
+                {
+                    "type": "string",
+                    "maxLength": 128,
+                    "pattern": NO_NUL,
+                    "description": "Stored once per (project, event_id); default a UUID.",
+                }
+            ),
+            "user_id": text,
+            "session_id": text,
+            "properties": _null(
+                _described(OBJ, f"At most {limits.max_properties_bytes} bytes serialized.")
+            ),
+            "timestamp": _described(
+                CLIENT_TIME,
+                "When it happened; default server time. More than 24 h ahead of the server"
+                " is 400 timestamp_in_future.",
+            ),
+            "sent_at": sent_at,
+            "api_key": api_key,
+        },
+        "required": ["event_name", "event_source"],
+    }
+    envelope = {
+        "type": "object",
+        "properties": {
+            "events": {
+                **_list(_ref("Event")),
+                "maxItems": limits.max_batch_events,
+                "description": "Each item is validated on its own: an invalid one is listed"
+                " in the 202's results, the others are accepted.",
+            },
+            "sent_at": sent_at,
+            "api_key": api_key,
+        },
+        "required": ["events"],
+    }
+    return {"Event": event, "BatchEnvelope": envelope}
+
+
+def _answer_schemas() -> dict[str, Schema]:
+    """What the edge answers (closed objects: the test catches any field added unnoticed)."""
+    error = _object(
+        code=_described(STR, "Stable, e.g. event_name_too_long."),
+        detail=_described(STR, "For humans."),
+        field=_described(STR, "The field at fault, if one is."),
+    )
+    error["required"] = ["code", "detail"]
+    return {
+        "Error": _described(error, 'Every error answer: {"code", "detail", "field"?}.'),
+        "Accepted": _object(status={"const": "accepted"}, sampled=BOOL),
+        "BatchItemResult": _object(
+            index=COUNT,
+            status={"enum": ["rejected", "sampled"]},
+            code=STR,
+            detail=STR,
+            field=_null(STR),
+        ),
+        "BatchResult": _object(
+            status={"const": "accepted"},
+            accepted=COUNT,
+            sampled=COUNT,
+            rejected=COUNT,
+            results=_described(
+                _list(_ref("BatchItemResult")), "The sampled and rejected events, by index."
+            ),
+        ),
+        "StoredEvent": _object(
+            event_id=STR,
+            project_id=STR,
+            event_source_id=INT,
+            event_source=STR,
+            user_id=_null(STR),
+            session_id=_null(STR),
+            event_name=STR,
+            properties=OBJ,
+            timestamp=DATE_TIME,
+            sample_rate=NUM,
+            received_at=DATE_TIME,
+            ip_address=_null(STR),
+            user_agent=_null(STR),
+        ),
+        "Page": _object(
+            count=_described(COUNT, "Events in the whole filtered range."),
+            count_is_estimate=BOOL,
+            next=_null({"type": "string", "format": "uri"}),
+            previous=_null({"type": "string", "format": "uri"}),
+            start_date=DATE_TIME,
+            end_date=DATE_TIME,
+            page_size={"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE},
+            results=_list(_ref("StoredEvent")),
+        ),
+        "AggregateRow": _object(
+            bucket_start=DATE_TIME,
+            event_source=STR,
+            event_source_id=_null(INT),
+            event_name=STR,
+            event_count=COUNT,
+            estimated_count=_described(NUM, "Scaled back by each event's sample rate."),
+            unique_users=COUNT,
+            unique_sessions=COUNT,
+        ),
+        "AggregateList": _object(
+            granularity={"enum": ["daily", "hourly", "5min"]},
+            start_date=DATE_TIME,
+            end_date=DATE_TIME,
+            results=_list(_ref("AggregateRow")),
+        ),
+        "NameCount": _object(event_name=STR, count=COUNT),
+        "SummaryRow": _object(
+            day={"type": "string", "format": "date"},
+            total_events=COUNT,
+            estimated_events=NUM,
+            unique_users=COUNT,
+            unique_sessions=COUNT,
+            top_events=_list(_ref("NameCount")),
+            sources={**OBJ, "additionalProperties": COUNT, "description": "Events per source."},
+        ),
+        "SummaryList": _object(
+            start_date=DATE_TIME, end_date=DATE_TIME, results=_list(_ref("SummaryRow"))
+        ),
+        "EventNameRow": _object(
+            event_name=STR,
+            total_count=COUNT,
+            estimated_count=NUM,
+            last_seen=_described(
+                DATE_TIME,
+                "Start of the latest 5-minute bucket holding the name (of its day once the"
+                " 5-minute rows are gone).",
+            ),
+        ),
+        "EventNameList": _object(results=_list(_ref("EventNameRow"))),
+        "EventSource": _object(
+            id=INT, name=STR, created_at=DATE_TIME, settings=_described(OBJ, "Its overrides.")
+        ),
+        "EventSourceList": _object(results=_list(_ref("EventSource"))),
+        "RealtimeMetrics": _object(
+            events_last_5_minutes=COUNT,
+            events_last_hour=COUNT,
+            estimated_last_hour=NUM,
+            events_per_minute=_described(
+                _list(_object(minute=_described(INT, "Epoch seconds."), events=COUNT)),
+                "The last 30 minutes, oldest first.",
+            ),
+            top_events_5_minutes=_list(_ref("NameCount")),
+            active_users_5_minutes=COUNT,
+            freshness_seconds=_null(
+                _described(NUM, "Age of the newest processed event; null when none.")
+            ),
+            workers=_list(_object(url=STR, ok=BOOL)),
+        ),
+        "Health": _object(status={"const": "ok"}),
+        "Readiness": _object(
+            status={"enum": ["ok", "fail"]},
+            checks=_object(
+                redis=_described(STR, '"ok" or "fail: <why>".'),
+                postgres=_described(STR, '"ok" or "fail: <why>".'),
+                kafka=_described(STR, '"ok" or "fail: <why>".'),
+            ),
+        ),
+    }
