@@ -65,19 +65,21 @@ def to_event(message: Any, kind: str | None = None) -> Any:
         return {"event_source": "segment", "event_name": None}
     if len(orjson.dumps(message)) > MESSAGE_LIMIT:
         return {"event_source": "segment", "event_name": kind, "properties": "too large"}
-    props: dict[str, Any] = {}
+    props: Any
     if kind in ("track", "page", "screen"):
-        props = dict(message.get("properties") or {})
-        if kind != "track" and message.get("name"):
-            props.setdefault("name", message["name"])
+        props = message.get("properties") or {}
+        if kind != "track" and message.get("name") and isinstance(props, dict):
+            props = {**props, "name": props.get("name", message["name"])}
     elif kind in ("identify", "group"):
-        props = dict(message.get("traits") or {})
-        if kind == "group":
-            props["groupId"] = message.get("groupId")
+        props = message.get("traits") or {}
+        if kind == "group" and isinstance(props, dict):
+            props = {**props, "groupId": message.get("groupId")}
     else:
         props = {"previousId": message.get("previousId")}
+    # A non-object ``properties`` goes through as is: validation rejects it by name.
     names = {"track": message.get("event"), "page": "page_view", "screen": "screen_view"}
-    library = (message.get("context") or {}).get("library") or {}
+    context = message.get("context")
+    library = context.get("library") if isinstance(context, dict) else None
     source = library.get("name") if isinstance(library, dict) else None
     event: dict[str, Any] = {
         "event_name": names.get(kind, kind),

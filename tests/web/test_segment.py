@@ -142,3 +142,25 @@ async def test_segment_auth_and_limits(
     }
     status, body = await send(http, f"{edge}/v1/batch", batch, basic(project.public_key))
     assert (status, body["code"]) == (413, "payload_too_large")
+
+
+async def test_segment_malformed_messages_are_rejected_not_errors(
+    http: aiohttp.ClientSession, edge: str, project: NewProject
+) -> None:
+    batch = {
+        "batch": [
+            {"type": "track", "event": "x", "userId": "u", "properties": [1, 2]},
+            {"type": "identify", "userId": "u", "traits": "nope"},
+            {"type": "page", "userId": "u", "context": "not an object"},
+            {"type": "unknown", "userId": "u"},
+            "not a message",
+        ]
+    }
+    status, body = await send(http, f"{edge}/v1/batch", batch, basic(project.public_key))
+    assert status == 200
+    assert (body["accepted"], body["rejected"]) == (1, 4)
+    assert {e["code"] for e in body["errors"]} == {
+        "properties_invalid",
+        "event_name_required",
+        "event_invalid",
+    }
