@@ -137,6 +137,34 @@ def _ingest(batch: bool, limits: Limits) -> Schema:
     }
 
 
+def _segment(kind: str) -> Schema:
+    """A Segment HTTP Tracking API call (``web.segment``)."""
+    body = _ref("SegmentBatch" if kind in ("batch", "import") else "SegmentMessage")
+    errors = {
+        400: "invalid_json, batch_invalid or sent_at_invalid: the whole request is refused.",
+        401: "missing_api_key or invalid_api_key.",
+        403: "private_key_not_allowed, or origin_not_allowed.",
+        413: "payload_too_large: 32 KB per message, 500 KB per batch.",
+        415: "unsupported_media_type or unsupported_content_encoding.",
+        429: "rate_limited or quota_exceeded; nothing was accepted.",
+        503: "buffer_unavailable: nothing was accepted, retry.",
+    }
+    return {
+        "operationId": f"segment{kind.capitalize()}",
+        "tags": ["segment"],
+        "summary": f"Segment-compatible {kind}",
+        "description": "For Segment SDKs: the write key is the project's public key, as the"
+        " Basic-auth user name, a Bearer token or writeKey in the body. A message that fails"
+        " validation is listed in errors; the others are accepted.",
+        "security": [{"segmentWriteKey": []}, {"publicKey": []}, {}],
+        "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+        "responses": {
+            "200": _json(_ref("SegmentResult"), "Accepted: every kept message is durable."),
+            **_errors(errors),
+        },
+    }
+
+
 def _preflight(operation_id: str) -> Schema:
     headers = ("Access-Control-Allow-Methods", "Access-Control-Allow-Headers")
     return {
@@ -259,6 +287,8 @@ def _paths(limits: Limits) -> dict[str, Schema]:
             " ok: false and the figures come from the others.",
         )
     }
+    for kind in ("batch", "import", "track", "page", "screen", "identify", "group", "alias"):
+        paths[f"/v1/{kind}"] = {"post": _segment(kind)}
     paths["/healthz"] = {
         "get": _unauthenticated(
             "healthz", "health", "The process serves", {"200": _json(_ref("Health"), "Alive.")}
@@ -336,6 +366,11 @@ def _bearer(key_format: str, description: str) -> Schema:
 SECURITY_SCHEMES = {
     "publicKey": _bearer("sa_<token>", "The project's public key: ingest only."),
     "privateKey": _bearer("sa_priv_<token>", "The project's private key: dashboard only."),
+    "segmentWriteKey": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "Segment SDKs: the public key as the user name, empty password.",
+    },
 }
 
 

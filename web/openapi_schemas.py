@@ -165,6 +165,38 @@ def _answer_schemas() -> dict[str, Schema]:
                 _list(_ref("BatchItemResult")), "The sampled and rejected events, by index."
             ),
         ),
+        "SegmentMessage": _described(
+            {
+                "type": "object",
+                "properties": {
+                    "type": {"enum": ["track", "page", "screen", "identify", "group", "alias"]},
+                    "event": STR,
+                    "name": STR,
+                    "userId": STR,
+                    "anonymousId": STR,
+                    "messageId": STR,
+                    "properties": OBJ,
+                    "traits": OBJ,
+                    "groupId": STR,
+                    "previousId": STR,
+                    "context": OBJ,
+                    "timestamp": DATE_TIME,
+                    "sentAt": DATE_TIME,
+                    "writeKey": STR,
+                },
+            },
+            "A Segment message (32 KB at most); other fields are ignored.",
+        ),
+        "SegmentBatch": _object(
+            batch=_list(_ref("SegmentMessage")), sentAt=DATE_TIME, writeKey=STR
+        ),
+        "SegmentResult": _object(
+            success={"const": True},
+            accepted=COUNT,
+            sampled=COUNT,
+            rejected=COUNT,
+            errors=_described(_list(_ref("BatchItemResult")), "The messages rejected, by index."),
+        ),
         "StoredEvent": _object(
             event_id=STR,
             project_id=STR,
