@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 
 from analytics import metrics
-from analytics.keys import KeyKind
+from analytics.keys import KeyKind, bearer
 from analytics.settings import Settings
 from analytics.storage.projects import find_key
 
@@ -33,8 +33,7 @@ def register(app: Any, settings: Settings, live: Any) -> None:
     pools: list[asyncpg.Pool] = []
 
     async def allowed(request: Any, project_id: str) -> bool:
-        header = request.headers.get("Authorization", "")
-        key = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        key = bearer(request.headers.get("Authorization"))
         if not key:
             return False
         if not pools:

@@ -33,6 +33,14 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
+def bearer(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, or None."""
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
 def kind_of(key: str) -> KeyKind | None:
     """The scope a key claims by its prefix, or None when it is not ours."""
     if key.startswith(PRIVATE_PREFIX):

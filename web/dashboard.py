@@ -36,7 +36,7 @@ import orjson
 from aiohttp import web
 
 from analytics.errors import BadRequest
-from analytics.keys import KeyKind
+from analytics.keys import KeyKind, bearer
 from analytics.models import EPOCH, to_us
 from analytics.storage import queries
 from analytics.storage.queries import EventFilter, Keyset
@@ -66,16 +66,11 @@ MAX_RANGES: dict[str, timedelta] = {
 SUMMARY_RANGE = timedelta(days=30)
 
 
-def _bearer(request: web.Request) -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
-
-
 async def _project_id(request: web.Request) -> str:
     """The project of the request's private key (401/403 otherwise)."""
-    record = await request.app[KEY_CACHE].authenticate(_bearer(request), KeyKind.PRIVATE)
+    record = await request.app[KEY_CACHE].authenticate(
+        bearer(request.headers.get("Authorization")), KeyKind.PRIVATE
+    )
     return record.project_id
 
 

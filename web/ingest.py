@@ -18,7 +18,7 @@ from aiohttp import web
 
 from analytics import metrics
 from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLarge, RateLimited
-from analytics.keys import KeyKind
+from analytics.keys import KeyKind, bearer
 from analytics.limits import Limit, daily_quota, minute_limit
 from analytics.models import EventRow
 from analytics.project_settings import ProjectSettings, SourceSettings, resolve
@@ -35,17 +35,9 @@ COOKIE_NAME = "sa_uid"
 COOKIE_MAX_AGE = 2 * 365 * 86_400
 
 
-def _bearer(request: web.Request) -> str | None:
-    header = request.headers.get("Authorization", "")
-    scheme, _, value = header.partition(" ")
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
-    return None
-
-
 async def _authenticate(request: web.Request, body: Any) -> KeyRecord:
     """Public key from the Authorization header, or ``api_key`` in the body (sendBeacon)."""
-    key = _bearer(request)
+    key = bearer(request.headers.get("Authorization"))
     if key is None and isinstance(body, dict):
         candidate = body.get("api_key")
         key = candidate if isinstance(candidate, str) else None

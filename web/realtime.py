@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from analytics.keys import KeyKind
+from analytics.keys import KeyKind, bearer
 from analytics.realtime import merge_minutes, realtime_figures
 from web.keys import KEY_CACHE, SETTINGS
 from web.middleware import json_response
@@ -43,8 +43,7 @@ async def _fetch(
 
 async def realtime(request: web.Request) -> web.Response:
     """Figures for widgets, seconds old, from the live tables of every worker."""
-    header = request.headers.get("Authorization", "")
-    key = header[7:].strip() if header.lower().startswith("bearer ") else None
+    key = bearer(request.headers.get("Authorization"))
     record = await request.app[KEY_CACHE].authenticate(key, KeyKind.PRIVATE)
     assert key is not None
     settings = request.app[SETTINGS]

@@ -27,7 +27,7 @@ import orjson
 from aiohttp import web
 
 from analytics.errors import BadRequest, PayloadTooLarge
-from analytics.keys import KeyKind
+from analytics.keys import KeyKind, bearer
 from web.body import read_json
 from web.ingest import check_origin, identity_of, ingest_events
 from web.keys import KEY_CACHE
@@ -48,8 +48,9 @@ def _write_key(request: web.Request, body: Any) -> str | None:
             user = ""
         if user:
             return user
-    if scheme.lower() == "bearer" and value.strip():
-        return value.strip()
+    token = bearer(header)
+    if token is not None:
+        return token
     if isinstance(body, dict) and isinstance(body.get("writeKey"), str):
         key: str = body["writeKey"]
         return key
