@@ -80,6 +80,27 @@ def _unique(rows: Iterable[EventRow]) -> list[EventRow]:
     return out
 
 
+def copy_records(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
+    """Rows as the staging table's COPY records (times stay integer µs)."""
+    return [
+        (
+            r.event_id,
+            r.project_id,
+            r.event_source_id,
+            r.user_id,
+            r.session_id,
+            r.event_name,
+            r.properties,
+            r.timestamp_us,
+            r.sample_rate,
+            r.received_at_us,
+            r.ip_address,
+            r.user_agent,
+        )
+        for r in rows
+    ]
+
+
 class PartitionCache:
     """Days whose partition is known to exist, so each is ensured once per process."""
 
@@ -119,23 +140,7 @@ async def write_events(
     if not batch:
         return [], {}
     await partitions.ensure(conn, batch)
-    records = [
-        (
-            r.event_id,
-            r.project_id,
-            r.event_source_id,
-            r.user_id,
-            r.session_id,
-            r.event_name,
-            r.properties,
-            r.timestamp_us,
-            r.sample_rate,
-            r.received_at_us,
-            r.ip_address,
-            r.user_agent,
-        )
-        for r in batch
-    ]
+    records = copy_records(batch)
     try:
         return await _write(conn, batch, records, aggregate)
     except asyncpg.CheckViolationError:
