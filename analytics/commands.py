@@ -23,14 +23,16 @@ from analytics.storage.migrate import ensure_database
 from analytics.storage.migrate import migrate as apply_migrations
 
 
-async def _connect(settings: Settings) -> asyncpg.Connection:
+async def connect(settings: Settings) -> asyncpg.Connection:
+    """A connection to the configured database, created and migrated if needed."""
     await ensure_database(settings.database_url)
     conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)
     await apply_migrations(conn, partitions_ahead_days=settings.partitions_ahead_days)
     return conn
 
 
-def _emit(command: Any, data: dict[str, Any], text: str) -> None:
+def emit(command: Any, data: Any, text: str) -> None:
+    """Print ``data`` as one JSON document under faust's ``--json``, else ``text``."""
     if command.json:
         command.say(orjson.dumps(data, default=str).decode())
     else:
@@ -69,7 +71,7 @@ def register(app: Any, settings: Settings) -> None:
             )
         finally:
             await conn.close()
-        _emit(
+        emit(
             self,
             {"applied": applied},
             f"applied {len(applied)} migration(s): {', '.join(applied) or '-'}",
@@ -78,12 +80,12 @@ def register(app: Any, settings: Settings) -> None:
     @app.command(argument("name"))
     async def create_project(self: Any, name: str) -> None:
         """Create a project and print its id, public key and private key (shown once)."""
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             project = await projects.create_project(conn, name)
         finally:
             await conn.close()
-        _emit(
+        emit(
             self,
             {
                 "project_id": project.project_id,
@@ -100,7 +102,7 @@ def register(app: Any, settings: Settings) -> None:
     @app.command()
     async def list_projects(self: Any) -> None:
         """List projects."""
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             rows = await projects.list_projects(conn)
         finally:
@@ -132,7 +134,7 @@ def register(app: Any, settings: Settings) -> None:
         try:
             if once:
                 sent = await bridge.run_once()
-                _emit(self, {"events_forwarded": sent}, f"forwarded {sent} event(s) to Kafka")
+                emit(self, {"events_forwarded": sent}, f"forwarded {sent} event(s) to Kafka")
             else:
                 self.say(f"bridging {settings.stream_key} -> {settings.events_topic}; Ctrl-C stops")
                 with contextlib.suppress(asyncio.CancelledError):
@@ -151,7 +153,7 @@ def register(app: Any, settings: Settings) -> None:
         from analytics.storage.aggregates import days_with_events, rebuild_day
 
         since, until = _day_range(start, end)
-        conn = await _connect(settings)
+        conn = await connect(settings)
         try:
             work = await days_with_events(conn, since, until, project_id)
             total = 0
@@ -166,7 +168,7 @@ def register(app: Any, settings: Settings) -> None:
                     total += await rebuild_day(conn, project, day)
         finally:
             await conn.close()
-        _emit(
+        emit(
             self,
             {"project_days": len(work), "events": total, "from": since, "to": until},
             f"rebuilt {len(work)} project-day(s) from {total} raw event(s)",

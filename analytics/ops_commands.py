@@ -16,15 +16,9 @@ import orjson
 from faust.cli import option
 
 from analytics import retention, status
+from analytics.commands import emit
 from analytics.settings import Settings
 from analytics.storage.migrate import migrate as apply_migrations
-
-
-def _emit(command: Any, data: dict[str, Any], text: str) -> None:
-    if command.json:
-        command.say(orjson.dumps(data, default=str).decode())
-    else:
-        command.say(text)
 
 
 def _fail(command: Any, message: str) -> NoReturn:
@@ -139,7 +133,7 @@ def register(app: Any, settings: Settings) -> None:
                 _fail(self, str(exc))
         finally:
             await conn.close()
-        _emit(self, report.as_dict(), _cleanup_text(report))
+        emit(self, report.as_dict(), _cleanup_text(report))
 
     @app.command()
     async def event_status(self: Any) -> None:

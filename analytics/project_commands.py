@@ -15,6 +15,7 @@ import click
 import orjson
 from faust.cli import argument, option
 
+from analytics.commands import connect, emit
 from analytics.errors import ConfigError
 from analytics.keys import KeyKind
 from analytics.project_settings import (
@@ -26,23 +27,16 @@ from analytics.project_settings import (
 )
 from analytics.settings import Settings
 from analytics.storage import projects
-from analytics.storage.migrate import ensure_database, migrate
 
 KINDS = click.Choice(["public", "private"])
 
 
 async def _open(settings: Settings, project_id: str) -> asyncpg.Connection:
-    await ensure_database(settings.database_url)
-    conn: asyncpg.Connection = await asyncpg.connect(settings.database_url)
-    await migrate(conn, partitions_ahead_days=settings.partitions_ahead_days)
+    conn = await connect(settings)
     if not await projects.project_exists(conn, project_id):
         await conn.close()
         raise click.ClickException(f"unknown project {project_id!r}")
     return conn
-
-
-def _say(command: Any, data: Any, text: str) -> None:
-    command.say(orjson.dumps(data, default=str).decode() if command.json else text)
 
 
 def register(app: Any, settings: Settings) -> None:
@@ -68,7 +62,7 @@ def register(app: Any, settings: Settings) -> None:
             )
         finally:
             await conn.close()
-        _say(
+        emit(
             self,
             {
                 "project_id": project_id,
@@ -88,7 +82,7 @@ def register(app: Any, settings: Settings) -> None:
             count = await projects.revoke_keys(conn, project_id, KeyKind(kind))
         finally:
             await conn.close()
-        _say(
+        emit(
             self,
             {"project_id": project_id, "kind": kind, "revoked": count},
             f"revoked {count} {kind} key(s); run rotate-key to issue a new one",
@@ -145,7 +139,7 @@ def register(app: Any, settings: Settings) -> None:
             await projects.set_setting(conn, project_id, name, parsed, source)
         finally:
             await conn.close()
-        _say(
+        emit(
             self,
             {"project_id": project_id, "source": source, "setting": name, "value": parsed},
             f"{name} = {orjson.dumps(parsed).decode()} (running edges apply it within 5 s)",
