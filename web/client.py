@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from functools import lru_cache
 
 from aiohttp import web
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def parse_networks(cidrs: Sequence[str]) -> tuple[Network, ...]:
-    """CIDR strings as networks (a bare address is a /32 or /128)."""
+@lru_cache(maxsize=1024)
+def parse_networks(cidrs: tuple[str, ...]) -> tuple[Network, ...]:
+    """CIDR strings as networks (a bare address is a /32 or /128); cached, as each
+    request with a project's trusted proxies asks again."""
     return tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
 
 
