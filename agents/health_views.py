@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from analytics.readiness import readiness
+from analytics.ops.readiness import readiness
 from analytics.settings import Settings
 
 

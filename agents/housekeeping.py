@@ -23,7 +23,8 @@ from typing import Any
 
 import asyncpg
 
-from analytics import metrics, retention
+from analytics import metrics
+from analytics.ops import retention
 from analytics.settings import Settings
 from analytics.storage.migrate import ensure_partitions_ahead
 from analytics.storage.projects import audit

@@ -20,11 +20,11 @@ import orjson
 
 from agents.live import update_live
 from analytics import metrics
-from analytics.models import EventRow, decode_rows
+from analytics.events.models import EventRow, decode_rows
 from analytics.settings import Settings
 from analytics.storage.aggregates import record_flush
 from analytics.storage.events import PartitionCache, write_events
-from analytics.storage.migrate import migrate
+from analytics.storage.migrate import prepare_database
 from tables.live import LIVE_EXPIRES
 
 log = logging.getLogger(__name__)
@@ -114,11 +114,12 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
 
     @app.agent(topic, name="raw_sink")
     async def raw_sink(stream: Any) -> None:
+        await prepare_database(
+            settings.database_url, partitions_ahead_days=settings.partitions_ahead_days
+        )
         pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
         partitions = PartitionCache()
         try:
-            async with pool.acquire() as conn:
-                await migrate(conn, partitions_ahead_days=settings.partitions_ahead_days)
             async for events in stream.take_events(
                 settings.sink_batch_messages, within=settings.sink_batch_seconds
             ):

@@ -11,20 +11,19 @@ from typing import Any
 
 import asyncpg
 
+from agents.faust_internals import committed_offset, table_items
 from analytics import metrics
-from analytics.keys import KeyKind, bearer
+from analytics.projects.api_keys import KeyKind, bearer
 from analytics.settings import Settings
 from analytics.storage.projects import find_key
 
 
 def local_minutes(live: Any, project_id: str) -> list[tuple[float, dict[str, Any]]]:
     """(window start, value) of every live minute this worker holds for the project."""
-    data = live.table.data
     out: list[tuple[float, dict[str, Any]]] = []
-    for key in list(data.keys()):
-        project, window = key
+    for (project, window), value in table_items(live.table):
         if project == project_id:
-            out.append((float(window[0]), data[key]))
+            out.append((float(window[0]), value))
     return out
 
 
@@ -57,7 +56,7 @@ def register(app: Any, settings: Settings, live: Any) -> None:
                     continue
             except Exception:  # noqa: S112 (not known right after an assignment)  # nosec B112
                 continue
-            committed = app.consumer._committed_offset.get(tp) or 0
+            committed = committed_offset(app, tp) or 0
             metrics.CONSUMER_LAG.labels(str(tp.partition)).set(max(0, highwater - committed))
         body, content_type = metrics.exposition()
         return web.bytes(body, headers={"Content-Type": content_type})

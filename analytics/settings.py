@@ -26,16 +26,20 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # The worker's own web server (live figures, /readyz, /metrics): loopback unless the
+    # operator opens it (compose sets 0.0.0.0 so the edge can reach every worker).
+    worker_web_host: str = "127.0.0.1"
     worker_web_port: int = 6066
     # Where the edge gathers live figures from (every worker's web port); empty means
     # the one local worker on WORKER_WEB_PORT.
     worker_urls: tuple[str, ...] = ()
 
-    # Names of the buffer and topics live here and nowhere else.
+    # Names of the buffer, topics and tables live here and nowhere else.
     app_id: str = "simple-analytics"
     stream_key: str = "sa:events"
     stream_group: str = "bridge"
     events_topic: str = "sa-events"
+    live_table: str = "live-minutes"
     topic_partitions: int = Field(default=4, ge=1)
 
     # Edge limits (SPEC §4).

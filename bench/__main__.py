@@ -13,7 +13,7 @@ import time
 import traceback
 from pathlib import Path
 
-from analytics.broker import free_port
+from analytics.dev.broker import free_port
 from bench import e2e, pipeline
 from bench.http_load import BareEdge, wrk
 from bench.results import Row, limit_row, ratio_row, write

@@ -13,10 +13,10 @@ import aiohttp
 import orjson
 from aiokafka.partitioner import murmur2
 
-from analytics.broker import free_port
+from analytics.dev.broker import free_port
+from analytics.ops.recount import mismatches
 from bench.http_load import wrk
 from bench.stack import Edge, Stack, peak_rss_mb, start_worker, wait_count
-from tests.recount import mismatches
 
 
 async def _probe(

@@ -82,7 +82,7 @@ class BareEdge:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> BareEdge:
-        from analytics.broker import wait_for_port
+        from analytics.dev.broker import wait_for_port
 
         self.proc = subprocess.Popen([sys.executable, str(HERE / "bare_edge.py"), str(self.port)])
         wait_for_port("127.0.0.1", self.port, 15)

@@ -12,8 +12,8 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from analytics.kafka import bootstrap, ensure_topic
-from analytics.models import EventRow
+from analytics.events.models import EventRow
+from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage.events import PartitionCache, copy_records, write_events
 from analytics.storage.projects import resolve_source

@@ -6,7 +6,6 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -14,11 +13,11 @@ from typing import Any
 
 import asyncpg
 
-from analytics.broker import free_port, start_broker, wait_for_port
+from analytics.dev.broker import free_port, start_broker, wait_for_port
+from analytics.dev.processes import WorkerProcess, analytics_command
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.migrate import migrate
-from tests.processes import Worker
 
 ADMIN_DSN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -88,7 +87,7 @@ class Stack:
 
 
 class Edge:
-    """``python -m web`` as a child process."""
+    """``analytics edge`` as a child process."""
 
     def __init__(self, settings: Settings, log: Path) -> None:
         self.settings = settings
@@ -98,7 +97,7 @@ class Edge:
     def __enter__(self) -> Edge:
         env = {**os.environ, **self.settings.as_environ()}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "web"],
+            analytics_command("edge"),
             env=env,
             stdout=self.log.open("ab"),
             stderr=subprocess.STDOUT,
@@ -116,8 +115,10 @@ class Edge:
         return f"http://127.0.0.1:{self.settings.http_port}"
 
 
-def start_worker(settings: Settings, workdir: Path, name: str, port: int | None = None) -> Worker:
-    worker = Worker(settings, workdir, name).start(web_port=port)
+def start_worker(
+    settings: Settings, workdir: Path, name: str, port: int | None = None
+) -> WorkerProcess:
+    worker = WorkerProcess(settings, workdir, name).start(web_port=port)
     worker.wait_ready(timeout=90)
     return worker
 

@@ -1,10 +1,10 @@
 """Live state: faust windowed tables the realtime views read (no I/O here).
 
-``live-minutes`` is a tumbling one-minute window per project, kept for an
-hour and five minutes. Each value holds the minute's event count, estimated
-count, counts by event name and a distinct-user sketch (base64 of
-``analytics.sketch``), so "last 5 minutes", "last hour", "per minute" and
-"active users" are all sums or unions of minutes.
+``live-minutes`` (named by the ``live_table`` setting, like every topic and stream)
+is a tumbling one-minute window per project, kept for an hour and five minutes. Each
+value is a ``LiveMinute`` (``analytics.counting.live_minute``) in its JSON form, so
+"last 5 minutes", "last hour", "per minute" and "active users" are all sums or
+unions of minutes.
 
 Only events the raw sink's ledger accepted as new are added, so a replay
 after a restart never doubles these figures; a worker killed between its
@@ -18,10 +18,10 @@ from contextvars import ContextVar
 from datetime import timedelta
 from typing import Any
 
+from analytics.counting.live_minute import MINUTE_US
 from analytics.settings import Settings
 
-LIVE_TABLE = "live-minutes"
-LIVE_WINDOW_SECONDS = 60.0
+LIVE_WINDOW_SECONDS = MINUTE_US / 1_000_000
 LIVE_EXPIRES = timedelta(hours=1, minutes=5)
 
 # The event time (epoch seconds) an update applies to: faust picks the window
@@ -36,7 +36,7 @@ def _apply_at(event: Any) -> float:
 def live_minutes(app: Any, settings: Settings) -> Any:
     """The per-project, per-minute live table (changelog partitions = source partitions)."""
     table = app.Table(
-        LIVE_TABLE,
+        settings.live_table,
         default=dict,
         partitions=settings.topic_partitions,
     )

@@ -18,17 +18,13 @@ import aiohttp
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from aiohttp import web
 
-from analytics.broker import free_port, start_broker
+from analytics.dev.broker import free_port, start_broker
+from analytics.dev.processes import WorkerProcess
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.migrate import migrate
-from tests.processes import Worker
-from web.app import make_edge
-
-ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+from tests.support.stack import ADMIN_DSN, REDIS_URL, make_settings, start_edge
 
 
 @pytest.fixture(scope="session")
@@ -73,27 +69,6 @@ def database_url() -> Iterator[str]:
     asyncio.run(_drop_db(name))
 
 
-def make_settings(broker: str, database: str, run_dir: Path, **overrides: Any) -> Settings:
-    """Settings with private names (stream, topic, group) for one stack."""
-    tag = uuid.uuid4().hex[:8]
-    values: dict[str, Any] = {
-        "database_url": database,
-        "redis_url": REDIS_URL,
-        "kafka_broker": broker,
-        "app_id": f"sa-test-{tag}",
-        "stream_key": f"sa_test:{tag}:events",
-        "events_topic": f"sa-test-{tag}-events",
-        "http_port": free_port(),
-        "worker_web_port": free_port(),
-        "worker_datadir": str(run_dir / f"worker-{tag}"),
-        "sink_batch_seconds": 0.1,
-        "bridge_claim_idle_ms": 3000,
-        "topic_partitions": 2,
-    }
-    values.update(overrides)
-    return Settings(**values)
-
-
 @pytest.fixture(scope="session")
 def settings(broker_url: str, database_url: str, run_dir: Path) -> Settings:
     return make_settings(broker_url, database_url, run_dir)
@@ -126,13 +101,6 @@ async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     await client.aclose()
 
 
-async def start_edge(settings: Settings) -> web.AppRunner:
-    runner = web.AppRunner(make_edge(settings))
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", settings.http_port).start()
-    return runner
-
-
 @pytest.fixture(scope="session")
 async def edge(settings: Settings, db: asyncpg.Pool) -> AsyncIterator[str]:
     """The edge serving on a real socket; yields its base URL."""
@@ -142,9 +110,9 @@ async def edge(settings: Settings, db: asyncpg.Pool) -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def worker(settings: Settings, db: asyncpg.Pool, run_dir: Path) -> Iterator[Worker]:
+def worker(settings: Settings, db: asyncpg.Pool, run_dir: Path) -> Iterator[WorkerProcess]:
     """One faust worker (bridge + agents) for the session's stack."""
-    proc = Worker(settings, run_dir).start()
+    proc = WorkerProcess(settings, run_dir).start()
     proc.wait_ready()
     yield proc
     proc.stop()
@@ -161,17 +129,3 @@ async def project(db: asyncpg.Pool) -> projects.NewProject:
     """A fresh project per test, so tests never see each other's events."""
     async with db.acquire() as conn:
         return await projects.create_project(conn, f"test-{uuid.uuid4().hex[:6]}")
-
-
-async def wait_for(
-    check: Callable[[], Any], *, timeout: float = 30.0, interval: float = 0.1
-) -> Any:
-    """Poll an async ``check`` until it returns something truthy."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s (last value: {last!r})")

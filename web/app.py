@@ -14,13 +14,13 @@ from collections.abc import AsyncIterator
 import asyncpg
 from aiohttp import web
 
-from analytics import buffer
+from analytics.pipeline import buffer
 from analytics.settings import Settings
-from analytics.storage.migrate import ensure_database, migrate
+from analytics.storage.migrate import prepare_database
 from web import audit, dashboard, health, ingest, openapi, pages, realtime, segment
+from web.app_keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
-from web.keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.middleware import error_middleware
 
 log = logging.getLogger(__name__)
@@ -28,11 +28,11 @@ log = logging.getLogger(__name__)
 
 async def _postgres(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    await ensure_database(settings.database_url)
+    await prepare_database(
+        settings.database_url, partitions_ahead_days=settings.partitions_ahead_days
+    )
     pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=8)
     try:
-        async with pool.acquire() as conn:
-            await migrate(conn, partitions_ahead_days=settings.partitions_ahead_days)
         app[PG_POOL] = pool
         app[KEY_CACHE] = KeyCache(pool, settings.key_cache_seconds)
         app[SOURCE_CACHE] = SourceCache(pool)

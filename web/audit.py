@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from analytics.storage.projects import audit
-from web.keys import KEY_CACHE, PG_POOL
+from web.app_keys import KEY_CACHE, PG_POOL
 
 log = logging.getLogger(__name__)
 

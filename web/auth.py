@@ -13,8 +13,8 @@ import asyncpg
 import orjson
 
 from analytics.errors import Forbidden, Unauthorized
-from analytics.keys import KeyKind, kind_of
-from analytics.project_settings import (
+from analytics.projects.api_keys import KeyKind, kind_of
+from analytics.projects.policy import (
     ProjectSettings,
     SourceSettings,
     project_settings,

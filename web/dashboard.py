@@ -36,11 +36,11 @@ import orjson
 from aiohttp import web
 
 from analytics.errors import BadRequest
-from analytics.keys import KeyKind, bearer
-from analytics.models import EPOCH, to_us
+from analytics.events.times import EPOCH, InvalidTime, parse_instant, to_us
+from analytics.projects.api_keys import KeyKind, bearer
 from analytics.storage import queries
 from analytics.storage.queries import EventFilter, Keyset
-from web.keys import KEY_CACHE, PG_POOL
+from web.app_keys import KEY_CACHE, PG_POOL
 from web.middleware import json_response
 
 if TYPE_CHECKING:
@@ -85,19 +85,11 @@ def _text(request: web.Request, name: str) -> str | None:
 
 def _moment(value: str, field: str) -> datetime:
     """An ISO 8601 query value as an aware UTC datetime; 400 ``<field>_invalid`` otherwise."""
-    # An unencoded "+00:00" in a query string arrives as " 00:00".
-    text = value.strip().replace(" ", "+") if "T" in value else value.strip()
     try:
-        moment = datetime.fromisoformat(text)
-        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-        if not 1900 <= moment.year <= 9000:
-            raise ValueError("outside the years 1900-9000")
-        return moment
-    except (ValueError, OverflowError) as exc:
+        return parse_instant(value)
+    except InvalidTime as exc:
         raise BadRequest(
-            f"{field} {value[:64]!r} is not an ISO 8601 datetime (e.g. 2024-01-31T12:00:00Z)",
-            code=f"{field}_invalid",
-            field=field,
+            f"{field} {exc} (e.g. 2024-01-31T12:00:00Z)", code=f"{field}_invalid", field=field
         ) from exc
 
 

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
-
-import asyncpg
 from aiohttp import web
 
 from analytics import metrics
-from analytics.readiness import check, kafka_answers
-from web.keys import PG_POOL, REDIS, SETTINGS
+from analytics.ops.readiness import kafka_answers, pool_answers, run_checks
+from web.app_keys import PG_POOL, REDIS, SETTINGS
 from web.middleware import json_response
 
 
 async def healthz(request: web.Request) -> web.Response:
     """The process is up and serving."""
     return json_response({"status": "ok"})
-
-
-async def _postgres_answers(pool: asyncpg.Pool) -> None:
-    async with pool.acquire() as conn:
-        await conn.fetchval("SELECT 1")
 
 
 async def readyz(request: web.Request) -> web.Response:
@@ -30,17 +22,16 @@ async def readyz(request: web.Request) -> web.Response:
     without it nothing leaves the buffer, and an operator should see that here first.
     """
     app = request.app
-    checks = dict(
-        await asyncio.gather(
-            check("redis", app[REDIS].ping),
-            check("postgres", lambda: _postgres_answers(app[PG_POOL])),
-            check("kafka", lambda: kafka_answers(app[SETTINGS].kafka_broker)),
-        )
+    checks = await run_checks(
+        {
+            "redis": app[REDIS].ping,
+            "postgres": lambda: pool_answers(app[PG_POOL]),
+            "kafka": lambda: kafka_answers(app[SETTINGS].kafka_broker),
+        }
     )
     ready = all(v == "ok" for v in checks.values())
-    ordered = {name: checks[name] for name in ("redis", "postgres", "kafka")}
     return json_response(
-        {"status": "ok" if ready else "fail", "checks": ordered}, 200 if ready else 503
+        {"status": "ok" if ready else "fail", "checks": checks}, 200 if ready else 503
     )
 
 

@@ -18,18 +18,18 @@ from aiohttp import web
 
 from analytics import metrics
 from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLarge, RateLimited
-from analytics.keys import KeyKind, bearer
-from analytics.limits import Limit, daily_quota, minute_limit
-from analytics.models import EventRow
-from analytics.project_settings import ProjectSettings, SourceSettings, resolve
-from analytics.sampling import decide
+from analytics.events.models import EventRow
+from analytics.events.validation import RequestContext, parse_time, validate_event
+from analytics.projects.api_keys import KeyKind, bearer
+from analytics.projects.limits import Limit, daily_quota, minute_limit
+from analytics.projects.policy import ProjectSettings, SourceSettings, resolve
+from analytics.projects.sampling import decide
 from analytics.storage.projects import KeyRecord
+from web.app_keys import BUFFER, KEY_CACHE, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.audit import AUDIT
 from web.body import read_json
 from web.client import client_ip, parse_networks
-from web.keys import BUFFER, KEY_CACHE, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.middleware import json_response
-from web.validation import RequestContext, parse_time, validate_event
 
 COOKIE_NAME = "sa_uid"
 COOKIE_MAX_AGE = 2 * 365 * 86_400

@@ -23,6 +23,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from web.app_keys import SETTINGS
 from web.dashboard import (
     DEFAULT_PAGE_SIZE,
     DEFAULT_RANGES,
@@ -31,7 +32,6 @@ from web.dashboard import (
     MAX_RANGES,
     SUMMARY_RANGE,
 )
-from web.keys import SETTINGS
 from web.openapi_schemas import (
     DATE_TIME,
     INT,

@@ -17,9 +17,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from analytics.keys import KeyKind, bearer
-from analytics.realtime import merge_minutes, realtime_figures
-from web.keys import KEY_CACHE, SETTINGS
+from analytics.counting.live_minute import LiveMinute, merge_minutes, realtime_figures
+from analytics.projects.api_keys import KeyKind, bearer
+from web.app_keys import KEY_CACHE, SETTINGS
 from web.middleware import json_response
 
 HTTP = web.AppKey("realtime_http", aiohttp.ClientSession)
@@ -27,7 +27,7 @@ HTTP = web.AppKey("realtime_http", aiohttp.ClientSession)
 
 async def _fetch(
     session: aiohttp.ClientSession, url: str, project_id: str, key: str
-) -> tuple[str, list[tuple[float, dict[str, Any]]] | None]:
+) -> tuple[str, list[tuple[float, LiveMinute]] | None]:
     try:
         async with asyncio.timeout(2):
             async with session.get(
@@ -38,7 +38,7 @@ async def _fetch(
                 body = await resp.json()
     except (aiohttp.ClientError, TimeoutError):
         return url, None
-    return url, [(float(start), value) for start, value in body["minutes"]]
+    return url, [(float(start), LiveMinute.from_value(value)) for start, value in body["minutes"]]
 
 
 async def realtime(request: web.Request) -> web.Response:

@@ -27,10 +27,10 @@ import orjson
 from aiohttp import web
 
 from analytics.errors import BadRequest, PayloadTooLarge
-from analytics.keys import KeyKind, bearer
+from analytics.projects.api_keys import KeyKind, bearer
+from web.app_keys import KEY_CACHE
 from web.body import read_json
 from web.ingest import check_origin, identity_of, ingest_events
-from web.keys import KEY_CACHE
 from web.middleware import json_response
 
 MESSAGE_LIMIT = 32 * 1024

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from analytics.models import from_us
-from analytics.rollup import GRAINS, AggKey, DayDelta, Delta, Rollup
-from analytics.sketch import Sketch
+from analytics.counting.rollup import GRAINS, AggKey, DayDelta, Delta, Rollup
+from analytics.counting.sketch import Sketch
+from analytics.events.times import from_us
 
 if TYPE_CHECKING:
     from analytics.storage import Connection
@@ -219,7 +219,8 @@ async def rebuild_day(conn: Connection, project_id: str, day: date) -> int:
     and then adds its next batch on top of the rebuilt rows: nothing is lost
     or counted twice while both run.
     """
-    from analytics.models import EventRow, to_us
+    from analytics.events.models import EventRow
+    from analytics.events.times import to_us
 
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + (from_us(86_400_000_000) - from_us(0))

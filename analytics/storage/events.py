@@ -19,8 +19,9 @@ if TYPE_CHECKING:
 
 import asyncpg
 
-from analytics.models import EventRow, from_us
-from analytics.rollup import Rollup
+from analytics.counting.rollup import Rollup
+from analytics.events.models import EventRow
+from analytics.events.times import from_us
 from analytics.storage.aggregates import apply_rollup
 
 _COLUMNS = (

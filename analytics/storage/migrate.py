@@ -79,3 +79,23 @@ async def ensure_database(dsn: str) -> None:
             await admin.close()
         return
     await conn.close()
+
+
+async def prepare_database(database_url: str, *, partitions_ahead_days: int) -> list[str]:
+    """Create the database when missing, migrate it, create partitions ahead.
+
+    The one start-up path of every process and command; returns the migrations applied now.
+    """
+    await ensure_database(database_url)
+    conn = await asyncpg.connect(database_url, timeout=10)
+    try:
+        return await migrate(conn, partitions_ahead_days=partitions_ahead_days)
+    finally:
+        await conn.close()
+
+
+async def connect(database_url: str, *, partitions_ahead_days: int) -> asyncpg.Connection:
+    """A connection to a prepared (created, migrated) database; the caller closes it."""
+    await prepare_database(database_url, partitions_ahead_days=partitions_ahead_days)
+    conn: asyncpg.Connection = await asyncpg.connect(database_url, timeout=10)
+    return conn

@@ -14,7 +14,7 @@ import orjson
 if TYPE_CHECKING:
     from analytics.storage import Connection
 
-from analytics.keys import KeyKind, hash_key, new_key
+from analytics.projects.api_keys import KeyKind, hash_key, new_key
 
 
 @dataclass(slots=True, frozen=True)

@@ -34,7 +34,7 @@ COUNT_CAP = 100_000
 Direction = Literal["after", "before"]
 
 # Aggregate table -> bucket width; the tables and their UTC-aligned buckets are
-# those of analytics.rollup.GRAINS.
+# those of analytics.counting.rollup.GRAINS.
 AGG_TABLES: dict[str, timedelta] = {
     "agg_5min": timedelta(minutes=5),
     "agg_hourly": timedelta(hours=1),

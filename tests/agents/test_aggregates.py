@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,11 +13,11 @@ import aiohttp
 import asyncpg
 import orjson
 
+from analytics.dev.processes import WorkerProcess, analytics_command
+from analytics.ops.recount import mismatches
 from analytics.settings import Settings
 from analytics.storage.projects import NewProject
-from tests.conftest import wait_for
-from tests.processes import Worker
-from tests.recount import mismatches
+from tests.support.stack import wait_for
 
 T0 = datetime(2026, 3, 14, 9, 58, tzinfo=UTC)  # buckets cross 5-min, hour boundaries
 
@@ -98,7 +97,11 @@ async def total_in(db: asyncpg.Pool, table: str, project_id: str) -> int:
 
 
 async def test_known_stream_gives_exact_aggregates(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     events = known_stream()
     await post_batch(http, edge, project.public_key, events[:70])
@@ -141,7 +144,7 @@ async def _total_is(db: asyncpg.Pool, project_id: str, n: int) -> bool:
 async def test_aggregate_events_rebuild_reproduces_the_live_path(
     http: aiohttp.ClientSession,
     edge: str,
-    worker: Worker,
+    worker: WorkerProcess,
     db: asyncpg.Pool,
     project: NewProject,
     settings: Settings,
@@ -165,10 +168,7 @@ async def test_aggregate_events_rebuild_reproduces_the_live_path(
     env = {**os.environ, **settings.as_environ()}
     result = await asyncio.to_thread(
         subprocess.run,
-        [
-            sys.executable,
-            "-m",
-            "analytics",
+        analytics_command(
             "--json",
             "aggregate-events",
             "--from",
@@ -177,7 +177,7 @@ async def test_aggregate_events_rebuild_reproduces_the_live_path(
             "2026-03-15",
             "--project",
             project.project_id,
-        ],
+        ),
         env=env,
         capture_output=True,
         text=True,

@@ -14,14 +14,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer
 
 from agents.bridge import make_bridge
-from analytics.bridge import Bridge
-from analytics.broker import free_port
-from analytics.kafka import bootstrap, ensure_topic
+from analytics.dev.broker import free_port
+from analytics.dev.processes import RedisServer, WorkerProcess
+from analytics.ops.recount import mismatches
+from analytics.pipeline.bridge import Bridge
+from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.conftest import start_edge, wait_for
-from tests.processes import RedisServer, Worker
-from tests.recount import mismatches
+from tests.support.stack import start_edge, wait_for
 
 _ids = itertools.count()
 
@@ -66,8 +66,8 @@ async def test_worker_sigkill_mid_stream_keeps_every_event_once(
     url = f"http://127.0.0.1:{settings.http_port}"
     async with db.acquire() as conn:
         project = await projects.create_project(conn, "sigkill")
-    first = Worker(settings, run_dir, "killed").start()
-    second = Worker(settings, run_dir, "restarted")
+    first = WorkerProcess(settings, run_dir, "killed").start()
+    second = WorkerProcess(settings, run_dir, "restarted")
     try:
         await asyncio.to_thread(first.wait_ready)
         accepted: list[str] = []
@@ -109,8 +109,8 @@ async def test_two_workers_one_stopped_mid_stream_keeps_aggregates_exact(
     url = f"http://127.0.0.1:{settings.http_port}"
     async with db.acquire() as conn:
         group = [await projects.create_project(conn, f"two-workers-{i}") for i in range(4)]
-    one = Worker(settings, run_dir, "w1").start()
-    two = Worker(settings, run_dir, "w2").start(web_port=free_port())
+    one = WorkerProcess(settings, run_dir, "w1").start()
+    two = WorkerProcess(settings, run_dir, "w2").start(web_port=free_port())
     try:
         await asyncio.to_thread(one.wait_ready)
         await asyncio.to_thread(two.wait_ready)
@@ -169,7 +169,7 @@ async def test_bridge_dying_between_produce_and_xack_stores_once(
     url = f"http://127.0.0.1:{settings.http_port}"
     async with db.acquire() as conn:
         project = await projects.create_project(conn, "bridge-dies")
-    worker = Worker(settings, run_dir, "sink-only").start()
+    worker = WorkerProcess(settings, run_dir, "sink-only").start()
     try:
         accepted: list[str] = []
         await send_batches(http, url, project.public_key, 4, 25, accepted)
@@ -250,7 +250,7 @@ async def test_redis_down_means_503_and_nothing_accepted_is_lost(
     url = f"http://127.0.0.1:{settings.http_port}"
     async with db.acquire() as conn:
         project = await projects.create_project(conn, "redis-down")
-    worker = Worker(settings, run_dir, "after-redis")
+    worker = WorkerProcess(settings, run_dir, "after-redis")
     try:
         accepted: list[str] = []
         await send_batches(http, url, project.public_key, 3, 10, accepted)

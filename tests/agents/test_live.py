@@ -11,13 +11,12 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from analytics.broker import free_port
-from analytics.realtime import realtime_figures
+from analytics.counting.live_minute import realtime_figures
+from analytics.dev.broker import free_port
+from analytics.dev.processes import WorkerProcess
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.conftest import start_edge, wait_for
-from tests.processes import Worker
-from tests.web.test_ingest import post
+from tests.support.stack import post, start_edge, wait_for
 
 
 async def live(
@@ -46,8 +45,8 @@ async def test_live_figures_match_and_survive_sigkill_without_doubling(
     async with db.acquire() as conn:
         project = await projects.create_project(conn, "live")
     port = free_port()
-    first = Worker(settings, run_dir, "live-1").start(web_port=port)
-    second = Worker(settings, run_dir, "live-2")
+    first = WorkerProcess(settings, run_dir, "live-1").start(web_port=port)
+    second = WorkerProcess(settings, run_dir, "live-2")
     try:
         await asyncio.to_thread(first.wait_ready)
         events = [
@@ -99,7 +98,7 @@ async def _events_are(
 
 async def test_worker_live_view_needs_the_projects_private_key(
     http: aiohttp.ClientSession,
-    worker: Worker,
+    worker: WorkerProcess,
     settings: Settings,
     project: projects.NewProject,
     db: asyncpg.Pool,

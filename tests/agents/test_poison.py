@@ -11,13 +11,13 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from analytics.kafka import bootstrap, ensure_topic
-from analytics.models import EventRow
+from analytics.dev.processes import WorkerProcess
+from analytics.events.models import EventRow
+from analytics.ops.recount import mismatches
+from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.conftest import wait_for
-from tests.processes import Worker
-from tests.recount import mismatches
+from tests.support.stack import wait_for
 
 
 async def test_poison_event_is_dead_lettered_not_blocking(
@@ -65,7 +65,7 @@ async def test_poison_event_is_dead_lettered_not_blocking(
         )
     finally:
         await producer.stop()
-    worker = Worker(settings, run_dir, "poison").start()
+    worker = WorkerProcess(settings, run_dir, "poison").start()
     try:
         await asyncio.to_thread(worker.wait_ready)
 

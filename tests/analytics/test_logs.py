@@ -16,7 +16,8 @@ import asyncpg
 import orjson
 
 from analytics import logs
-from analytics.broker import free_port, wait_for_port
+from analytics.dev.broker import free_port, wait_for_port
+from analytics.dev.processes import analytics_command
 from analytics.settings import Settings
 
 KEYS = {"ts", "level", "logger", "message"}
@@ -98,7 +99,7 @@ async def test_edge_logs_json_lines(
     settings = settings_factory(kafka_broker=f"kafka://127.0.0.1:{free_port()}")
     env = {**os.environ, **settings.as_environ(), "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "web"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        analytics_command("edge"), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
     try:
         while not await asyncio.to_thread(listening, settings.http_port):

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from analytics.models import EventRow
+from analytics.events.models import EventRow
 from analytics.storage.events import PartitionCache, write_events
 from analytics.storage.projects import NewProject, resolve_source
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import uuid
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -17,8 +16,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from analytics.models import EventRow, to_us
-from analytics.retention import Policy, plan_partitions
+from analytics.dev.processes import analytics_command
+from analytics.events.models import EventRow, to_us
+from analytics.ops.retention import Policy, plan_partitions
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.events import PartitionCache, write_events
@@ -85,7 +85,7 @@ async def cleanup(settings: Settings, *args: str) -> tuple[int, dict[str, Any], 
     """Run ``analytics --json cleanup-events ARGS``; returns exit code, report and stderr."""
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "analytics", "--json", "cleanup-events", *args],
+        analytics_command("--json", "cleanup-events", *args),
         env={**os.environ, **settings.as_environ()},
         capture_output=True,
         text=True,

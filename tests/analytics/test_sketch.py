@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from analytics.sketch import EXACT_LIMIT, STANDARD_ERROR, Sketch, member_hash
+from analytics.counting.sketch import EXACT_LIMIT, STANDARD_ERROR, Sketch, member_hash
 
 
 def test_exact_up_to_the_limit_and_idempotent() -> None:

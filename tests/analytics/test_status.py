@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -21,11 +20,10 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from analytics.broker import free_port
-from analytics.buffer import FIELD
-from analytics.models import EventRow, encode_rows, to_us
-from analytics.settings import Settings
-from analytics.status import (
+from analytics.dev.broker import free_port
+from analytics.dev.processes import WorkerProcess, analytics_command
+from analytics.events.models import EventRow, encode_rows, to_us
+from analytics.ops.status import (
     BufferStats,
     DatabaseStats,
     Flush,
@@ -35,11 +33,12 @@ from analytics.status import (
     Status,
     evaluate,
 )
+from analytics.pipeline.buffer import FIELD
+from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.migrate import migrate
 from analytics.storage.projects import NewProject
-from tests.conftest import ADMIN_DSN, wait_for
-from tests.processes import Worker
+from tests.support.stack import ADMIN_DSN, wait_for
 
 NOW = datetime.now(UTC)
 
@@ -94,7 +93,7 @@ def test_flush_rule() -> None:
 
 async def event_status(settings: Settings, *, json: bool = True) -> tuple[int, Any, float]:
     """Run ``analytics [--json] event-status``: exit code, output (parsed if JSON), seconds."""
-    argv = [sys.executable, "-m", "analytics", *(["--json"] if json else []), "event-status"]
+    argv = analytics_command(*(["--json"] if json else []), "event-status")
     started = time.monotonic()
     result = await asyncio.to_thread(
         subprocess.run,
@@ -140,7 +139,7 @@ async def empty_database() -> AsyncIterator[str]:
 
 
 async def test_healthy_stack_is_ok(
-    worker: Worker,
+    worker: WorkerProcess,
     settings: Settings,
     db: asyncpg.Pool,
     project: NewProject,

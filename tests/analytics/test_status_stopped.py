@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -28,21 +27,21 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from analytics.kafka import make_producer
-from analytics.models import EventRow, encode_rows, to_us
+from analytics.dev.processes import WorkerProcess, analytics_command
+from analytics.events.models import EventRow, encode_rows, to_us
+from analytics.ops.status import FLUSH_STALE_SECONDS
+from analytics.pipeline.kafka import make_producer
 from analytics.settings import Settings
-from analytics.status import FLUSH_STALE_SECONDS
 from analytics.storage import projects
 from analytics.storage.migrate import migrate
-from tests.conftest import ADMIN_DSN, start_edge, wait_for
-from tests.processes import Worker
+from tests.support.stack import ADMIN_DSN, start_edge, wait_for
 
 
 async def event_status(settings: Settings) -> tuple[int, dict[str, Any]]:
     """``analytics --json event-status`` for this stack: exit code and report."""
     result = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "analytics", "--json", "event-status"],
+        analytics_command("--json", "event-status"),
         env={**os.environ, **settings.as_environ()},
         capture_output=True,
         text=True,
@@ -117,7 +116,7 @@ async def test_stopped_worker_lag_grows_then_fails(
 ) -> None:
     settings = settings_factory().model_copy(update={"database_url": own_database})
     pool = await asyncpg.create_pool(own_database, min_size=1, max_size=2)
-    worker = Worker(settings, run_dir, name="stopped-worker")
+    worker = WorkerProcess(settings, run_dir, name="stopped-worker")
     runner = None
     try:
         async with pool.acquire() as conn:

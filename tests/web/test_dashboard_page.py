@@ -6,14 +6,18 @@ from pathlib import Path
 
 import aiohttp
 
+from analytics.dev.processes import WorkerProcess
 from analytics.storage.projects import NewProject
-from tests.browser import Browser
-from tests.processes import Worker
-from tests.web.test_ingest import post
+from tests.support.browser import Browser
+from tests.support.stack import post
 
 
 async def test_dashboard_shows_what_was_just_sent(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, project: NewProject, run_dir: Path
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    project: NewProject,
+    run_dir: Path,
 ) -> None:
     events = [
         {

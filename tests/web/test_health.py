@@ -9,10 +9,10 @@ from collections.abc import Callable
 import aiohttp
 import asyncpg
 
-from analytics.broker import free_port
+from analytics.dev.broker import free_port
+from analytics.dev.processes import WorkerProcess
 from analytics.settings import Settings
-from tests.conftest import start_edge
-from tests.processes import Worker
+from tests.support.stack import start_edge
 
 ALL_OK = {"redis": "ok", "postgres": "ok", "kafka": "ok"}
 
@@ -75,7 +75,7 @@ async def test_edge_readiness_is_bounded_when_kafka_hangs(
 
 
 async def test_worker_ready(
-    worker: Worker, settings: Settings, http: aiohttp.ClientSession
+    worker: WorkerProcess, settings: Settings, http: aiohttp.ClientSession
 ) -> None:
     async with http.get(f"http://127.0.0.1:{settings.worker_web_port}/readyz") as resp:
         body = await resp.json()

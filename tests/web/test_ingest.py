@@ -12,9 +12,9 @@ import asyncpg
 import orjson
 import pytest
 
+from analytics.dev.processes import WorkerProcess
 from analytics.storage.projects import NewProject
-from tests.conftest import wait_for
-from tests.processes import Worker
+from tests.support.stack import auth, post, wait_for
 
 SEED = {
     "event_name": "page_view",
@@ -25,21 +25,6 @@ SEED = {
     "properties": {"page": "/dashboard", "referrer": "https://google.com"},
     "timestamp": "2023-01-01T12:00:00Z",
 }
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
-
-
-async def post(
-    http: aiohttp.ClientSession, url: str, body: Any, key: str | None, **headers: str
-) -> tuple[int, Any]:
-    hdrs = {"Content-Type": "application/json", **headers}
-    if key:
-        hdrs.update(auth(key))
-    data = body if isinstance(body, bytes) else orjson.dumps(body)
-    async with http.post(url, data=data, headers=hdrs) as resp:
-        return resp.status, await resp.json(content_type=None)
 
 
 async def rows_for(db: asyncpg.Pool, project_id: str) -> list[asyncpg.Record]:
@@ -55,7 +40,11 @@ async def rows_for(db: asyncpg.Pool, project_id: str) -> list[asyncpg.Record]:
 
 
 async def test_seed_example_lands_with_every_field(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     status, body = await post(
         http,
@@ -83,7 +72,11 @@ async def test_seed_example_lands_with_every_field(
 
 
 async def test_defaults_are_filled(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     before = datetime.now(UTC)
     status, _ = await post(
@@ -103,7 +96,11 @@ async def test_defaults_are_filled(
 
 
 async def test_anonymous_user_is_stable_and_sessions_follow_the_window(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     events = [
         {"event_name": "a", "event_source": "web", "timestamp": "2024-03-01T10:05:00Z"},
@@ -126,7 +123,11 @@ async def _at_least(db: asyncpg.Pool, project_id: str, n: int) -> list[asyncpg.R
 
 
 async def test_batch_of_many_events(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     events = [
         {
@@ -158,7 +159,11 @@ async def test_batch_of_many_events(
 
 
 async def test_mixed_batch_reports_each_rejection(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     events = [
         {"event_name": "ok1", "event_source": "web", "event_id": "m1"},
@@ -257,7 +262,11 @@ async def test_timestamp_too_far_in_future(
 
 
 async def test_sent_at_corrects_client_clock_skew(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     # The client's clock is 2 days ahead: its timestamp and sent_at both carry the skew.
     skew = timedelta(days=2)
@@ -276,7 +285,11 @@ async def test_sent_at_corrects_client_clock_skew(
 
 
 async def test_small_skew_is_left_alone(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     now = datetime.now(UTC)
     ts = now - timedelta(hours=3)
@@ -356,7 +369,11 @@ async def test_body_too_large(http: aiohttp.ClientSession, edge: str, project: N
 
 
 async def test_gzip_body_and_bomb(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     events = [{"event_name": "gz", "event_source": "w", "event_id": f"g{i}"} for i in range(50)]
     packed = gzip.compress(orjson.dumps({"events": events}))
@@ -377,7 +394,11 @@ async def test_gzip_body_and_bomb(
 
 
 async def test_same_event_id_twice_is_one_row(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     event = {"event_name": "retry", "event_source": "w", "event_id": "dup-1"}
     for _ in range(3):
@@ -405,7 +426,11 @@ async def _has(db: asyncpg.Pool, project_id: str, event_id: str) -> bool:
 
 
 async def test_beacon_text_plain_with_key_in_body(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, db: asyncpg.Pool, project: NewProject
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
 ) -> None:
     body = orjson.dumps(
         {"api_key": project.public_key, "event_name": "beacon", "event_source": "web"}

@@ -9,12 +9,12 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from analytics.dev.processes import WorkerProcess
 from analytics.metrics import ALL_NAMES
 from analytics.settings import Settings
 from analytics.storage.projects import NewProject
-from tests.conftest import start_edge, wait_for
-from tests.processes import TcpProxy, Worker
-from tests.web.test_ingest import post
+from tests.support.net import TcpProxy
+from tests.support.stack import post, start_edge, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -69,7 +69,7 @@ async def test_edge_metrics_move_with_traffic_and_rejections(
 async def test_worker_metrics_move_when_events_flow(
     http: aiohttp.ClientSession,
     edge: str,
-    worker: Worker,
+    worker: WorkerProcess,
     settings: Settings,
     project: NewProject,
 ) -> None:

@@ -42,12 +42,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from analytics.models import EventRow, to_us
+from analytics.events.models import EventRow, to_us
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.events import PartitionCache, write_events
 from analytics.storage.projects import NewProject
-from tests.conftest import start_edge
+from tests.support.stack import start_edge
 from web.app import make_edge
 from web.openapi import PATH, Limits, build_document
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
 from typing import Any
 
 import aiohttp
@@ -13,16 +12,16 @@ import asyncpg
 import orjson
 from yarl import URL
 
-from analytics.sampling import user_fraction
+from analytics.dev.processes import analytics_command
+from analytics.projects.sampling import user_fraction
 from analytics.settings import Settings
 from analytics.storage.projects import NewProject
-from tests.conftest import wait_for
-from tests.web.test_ingest import post
+from tests.support.stack import post, wait_for
 
 
 def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "analytics", "--json", *args],
+        analytics_command("--json", *args),
         env={**os.environ, **settings.as_environ()},
         capture_output=True,
         text=True,
@@ -398,8 +397,8 @@ async def test_random_sampling_keeps_the_rate_within_bounds(
 async def test_deterministic_sampling_is_the_same_on_two_edges(
     http: aiohttp.ClientSession, edge: str, settings: Settings, project: NewProject
 ) -> None:
-    from analytics.broker import free_port
-    from tests.conftest import start_edge
+    from analytics.dev.broker import free_port
+    from tests.support.stack import start_edge
 
     await acli(
         settings,
@@ -454,8 +453,8 @@ async def test_limiter_redis_down_fails_open_and_is_counted(
     run_dir: Any,
     db: asyncpg.Pool,
 ) -> None:
-    from tests.conftest import start_edge
-    from tests.processes import RedisServer
+    from analytics.dev.processes import RedisServer
+    from tests.support.stack import start_edge
 
     limiter = RedisServer(run_dir / "limiter-redis").start()
     settings = settings_factory(rate_limit_redis_url=limiter.url)

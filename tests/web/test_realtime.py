@@ -11,12 +11,11 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from analytics.broker import free_port
+from analytics.dev.broker import free_port
+from analytics.dev.processes import WorkerProcess
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.conftest import start_edge, wait_for
-from tests.processes import Worker
-from tests.web.test_ingest import post
+from tests.support.stack import post, start_edge, wait_for
 
 
 async def realtime(http: aiohttp.ClientSession, edge: str, key: str) -> tuple[int, Any]:
@@ -40,7 +39,9 @@ async def test_realtime_figures_with_two_workers(
     edge = f"http://127.0.0.1:{settings.http_port}"
     async with db.acquire() as conn:
         group = [await projects.create_project(conn, f"rt-{i}") for i in range(4)]
-    workers = [Worker(settings, run_dir, f"rt-{i}").start(web_port=p) for i, p in enumerate(ports)]
+    workers = [
+        WorkerProcess(settings, run_dir, f"rt-{i}").start(web_port=p) for i, p in enumerate(ports)
+    ]
     try:
         for w in workers:
             await asyncio.to_thread(w.wait_ready)
@@ -86,7 +87,7 @@ async def _has(http: aiohttp.ClientSession, edge: str, key: str, n: int) -> Any:
 
 
 async def test_realtime_without_traffic_says_so(
-    http: aiohttp.ClientSession, edge: str, worker: Worker, project: projects.NewProject
+    http: aiohttp.ClientSession, edge: str, worker: WorkerProcess, project: projects.NewProject
 ) -> None:
     status, body = await realtime(http, edge, project.private_key)
     assert status == 200

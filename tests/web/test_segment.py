@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from analytics.storage.projects import NewProject
-from tests.conftest import wait_for
+from tests.support.stack import wait_for
 
 
 def basic(key: str) -> dict[str, str]:

@@ -17,31 +17,48 @@ from aiokafka.client import AIOKafkaClient
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from analytics.kafka import bootstrap
+from analytics.pipeline.kafka import bootstrap
 from analytics.settings import Settings
 
 READY_TIMEOUT = 2.0
 
 
-async def _redis_answers(redis_url: str) -> None:
-    client = aioredis.Redis.from_url(
+Probe = Callable[[], Awaitable[object]]
+CHECKS = ("redis", "postgres", "kafka")
+
+
+def fail_fast_redis(redis_url: str, timeout: float = READY_TIMEOUT) -> aioredis.Redis:
+    """A Redis client that gives up after ``timeout`` s and never retries (for probes)."""
+    return aioredis.Redis.from_url(
         redis_url,
-        socket_timeout=READY_TIMEOUT,
-        socket_connect_timeout=READY_TIMEOUT,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
         retry=Retry(NoBackoff(), 0),
     )
+
+
+async def redis_answers(redis_url: str) -> None:
+    """PING a Redis server on a short-lived connection; raises when it does not answer."""
+    client = fail_fast_redis(redis_url)
     try:
         await client.ping()
     finally:
         await client.aclose()
 
 
-async def _postgres_answers(database_url: str) -> None:
+async def postgres_answers(database_url: str) -> None:
+    """``SELECT 1`` on a short-lived connection; raises when PostgreSQL does not answer."""
     conn = await asyncpg.connect(database_url, timeout=READY_TIMEOUT)
     try:
         await conn.fetchval("SELECT 1")
     finally:
         await conn.close()
+
+
+async def pool_answers(pool: asyncpg.Pool) -> None:
+    """``SELECT 1`` on a pooled connection (the edge's own pool)."""
+    async with pool.acquire() as conn:
+        await conn.fetchval("SELECT 1")
 
 
 async def kafka_answers(broker_url: str) -> None:
@@ -69,11 +86,18 @@ async def check(name: str, probe: Callable[[], Awaitable[object]]) -> tuple[str,
     return name, "ok"
 
 
+async def run_checks(probes: dict[str, Probe]) -> dict[str, str]:
+    """Every probe at once; ``{name: "ok" | "fail: <why>"}`` in the order given."""
+    results = dict(await asyncio.gather(*(check(name, p) for name, p in probes.items())))
+    return {name: results[name] for name in probes}
+
+
 async def readiness(settings: Settings) -> dict[str, str]:
     """``{"redis": …, "postgres": …, "kafka": …}``, each ``"ok"`` or ``"fail: <why>"``."""
-    results = await asyncio.gather(
-        check("redis", lambda: _redis_answers(settings.redis_url)),
-        check("postgres", lambda: _postgres_answers(settings.database_url)),
-        check("kafka", lambda: kafka_answers(settings.kafka_broker)),
+    return await run_checks(
+        {
+            "redis": lambda: redis_answers(settings.redis_url),
+            "postgres": lambda: postgres_answers(settings.database_url),
+            "kafka": lambda: kafka_answers(settings.kafka_broker),
+        }
     )
-    return dict(results)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
-from analytics.rollup import GRAINS
+from analytics.counting.rollup import GRAINS
 from analytics.storage.aggregates import lock_projects
 
 if TYPE_CHECKING:

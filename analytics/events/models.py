@@ -8,7 +8,6 @@ the hot path re-parses or re-validates it.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import NamedTuple
 
 import orjson
@@ -30,20 +29,6 @@ class EventRow(NamedTuple):
     received_at_us: int
     ip_address: str | None
     user_agent: str | None
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def to_us(moment: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime."""
-    delta = moment - EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def from_us(micros: int) -> datetime:
-    """Aware UTC datetime from microseconds since the epoch."""
-    return datetime.fromtimestamp(micros / 1_000_000, tz=UTC)
 
 
 def encode_rows(rows: list[EventRow]) -> bytes:

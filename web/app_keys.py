@@ -6,7 +6,7 @@ import asyncpg
 import redis.asyncio as aioredis
 from aiohttp import web
 
-from analytics.buffer import BufferWriter
+from analytics.pipeline.buffer import BufferWriter
 from analytics.settings import Settings
 from web.auth import KeyCache, SourceCache
 from web.client import Network

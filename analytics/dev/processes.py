@@ -1,8 +1,12 @@
-"""Child processes the tests start and kill for real: faust workers, Redis servers."""
+"""Child processes that tests, the bench and ``make run`` start and kill for real.
+
+``WorkerProcess`` is one ``analytics worker``; ``RedisServer`` a private redis-server with
+an append-only file; ``analytics_command`` the argv of the ``analytics`` console script
+installed beside this interpreter.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import signal
@@ -11,11 +15,21 @@ import sys
 import time
 from pathlib import Path
 
-from analytics.broker import free_port, wait_for_port
+from analytics.dev.broker import free_port, wait_for_port
 from analytics.settings import Settings
 
 
-class Worker:
+def analytics_command(*args: str) -> list[str]:
+    """The argv that runs ``analytics ARGS`` from this interpreter's environment."""
+    script = Path(sys.executable).with_name("analytics")
+    if not script.exists():  # an interpreter outside the venv: fall back to PATH
+        found = shutil.which("analytics")
+        assert found, "the analytics console script is not installed (make install)"
+        script = Path(found)
+    return [str(script), *args]
+
+
+class WorkerProcess:
     """One ``analytics worker`` process with its own log file."""
 
     def __init__(self, settings: Settings, log_dir: Path, name: str = "worker") -> None:
@@ -23,12 +37,12 @@ class Worker:
         self.log_path = log_dir / f"{name}-{time.time_ns()}.log"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, *, web_port: int | None = None) -> Worker:
+    def start(self, *, web_port: int | None = None) -> WorkerProcess:
         env = {**os.environ, **self.settings.as_environ()}
         env["WORKER_WEB_PORT"] = str(web_port or self.settings.worker_web_port)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "analytics", "worker", "-l", "info"],
+        self.proc = subprocess.Popen(  # noqa: S603 - our own console script, fixed args
+            analytics_command("worker", "-l", "info"),
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -79,7 +93,7 @@ class RedisServer:
         binary = shutil.which("redis-server")
         assert binary, "redis-server is needed for fault tests"
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
+        self.proc = subprocess.Popen(  # noqa: S603 - redis-server from PATH, fixed args
             [
                 binary,
                 "--port",
@@ -105,45 +119,3 @@ class RedisServer:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
-
-
-class TcpProxy:
-    """A TCP forwarder in front of a real server, so a test can cut the network for real."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self.target = (target_host, target_port)
-        self.port = free_port()
-        self.server: asyncio.AbstractServer | None = None
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> TcpProxy:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        return self
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        self.writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            try:
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            except (OSError, asyncio.CancelledError):
-                pass
-            finally:
-                dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-
-    async def stop(self) -> None:
-        """Refuse new connections and cut the open ones."""
-        if self.server is not None:
-            self.server.close()
-        for writer in self.writers:
-            writer.close()
-        self.writers.clear()

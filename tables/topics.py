@@ -1,4 +1,4 @@
-"""Topic and table names: one place, derived from the settings."""
+"""The events topic declaration; its name, like every name of the stack, is a setting."""
 
 from __future__ import annotations
 

@@ -15,8 +15,9 @@ from typing import Any
 import orjson
 
 from analytics.errors import BadRequest
-from analytics.identity import anonymous_user_id, derived_session_id
-from analytics.models import EventRow, to_us
+from analytics.events.identity import anonymous_user_id, derived_session_id
+from analytics.events.models import EventRow
+from analytics.events.times import InvalidTime, check_range_us, parse_instant, to_us
 
 
 @dataclass(slots=True, frozen=True)
@@ -73,45 +74,29 @@ def parse_time(value: Any, field: str) -> int:
         )
     if isinstance(value, int | float):
         try:
-            return _in_range(to_us(datetime.fromtimestamp(float(value), tz=UTC)), field)
+            moment = datetime.fromtimestamp(float(value), tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise BadRequest(
                 f"{field} is not a valid epoch time", code=f"{field}_invalid", field=field
             ) from exc
+        return in_range(to_us(moment), field)
     if not isinstance(value, str):
         raise BadRequest(
             f"{field} must be an ISO 8601 datetime", code=f"{field}_invalid", field=field
         )
     try:
-        moment = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise BadRequest(
-            f"{field} {value[:64]!r} is not an ISO 8601 datetime",
-            code=f"{field}_invalid",
-            field=field,
-        ) from exc
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
+        return to_us(parse_instant(value))
+    except InvalidTime as exc:
+        code = "out_of_range" if exc.out_of_range else "invalid"
+        raise BadRequest(f"{field} {exc}", code=f"{field}_{code}", field=field) from exc
+
+
+def in_range(micros: int, field: str) -> int:
+    """``micros`` when within the accepted years (``analytics.events.times``); else a 400."""
     try:
-        micros = to_us(moment)
-    except OverflowError as exc:
-        raise BadRequest(f"{field} is out of range", code=f"{field}_invalid", field=field) from exc
-    return _in_range(micros, field)
-
-
-# Events before 1900 are refused: no analytics event is that old, and the
-# bound keeps every bucket and partition computation far from calendar limits.
-MIN_US = -2_208_988_800_000_000  # 1900-01-01T00:00:00Z
-
-
-def _in_range(micros: int, field: str) -> int:
-    if micros < MIN_US:
-        raise BadRequest(
-            f"{field} is before 1900-01-01; events that old are not accepted",
-            code=f"{field}_out_of_range",
-            field=field,
-        )
-    return micros
+        return check_range_us(micros)
+    except InvalidTime as exc:
+        raise BadRequest(f"{field} {exc}", code=f"{field}_out_of_range", field=field) from exc
 
 
 def validate_event(body: Any, ctx: RequestContext, *, sample_rate: float = 1.0) -> EventRow:

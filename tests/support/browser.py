@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from analytics.broker import free_port, wait_for_port
+from analytics.dev.broker import free_port, wait_for_port
 
 FLAGS = [
     "--headless=new",

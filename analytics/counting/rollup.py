@@ -10,8 +10,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 
-from analytics.models import EventRow
-from analytics.sketch import member_hash
+from analytics.counting.sketch import member_hash
+from analytics.events.models import EventRow
 
 # Aggregate table -> bucket width in microseconds. Buckets are UTC-aligned.
 GRAINS: dict[str, int] = {
@@ -59,7 +59,7 @@ class Rollup:
 
     def add(self, rows: Iterable[EventRow]) -> None:
         """Fold events (already known to be new) into the deltas."""
-        from analytics.models import from_us
+        from analytics.events.times import from_us
 
         grains = [(self.grains[table], width) for table, width in GRAINS.items()]
         days = self.days

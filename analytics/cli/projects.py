@@ -1,4 +1,4 @@
-"""Operator commands for keys and settings: rotate-key, revoke-key, show-settings, set-setting.
+"""Project commands: create and list projects, rotate and revoke keys, show and set settings.
 
 Changes reach running edges within ``KEY_CACHE_SECONDS`` (5 s): the edge
 caches keys and settings that long. A rotated key's predecessor keeps working
@@ -15,10 +15,10 @@ import click
 import orjson
 from faust.cli import argument, option
 
-from analytics.commands import connect, emit
+from analytics.cli.output import connect, emit
 from analytics.errors import ConfigError
-from analytics.keys import KeyKind
-from analytics.project_settings import (
+from analytics.projects.api_keys import KeyKind
+from analytics.projects.policy import (
     ProjectSettings,
     SourceSettings,
     parse_value,
@@ -41,6 +41,49 @@ async def _open(settings: Settings, project_id: str) -> asyncpg.Connection:
 
 def register(app: Any, settings: Settings) -> None:
     """Attach the key and settings commands to ``app``."""
+
+    @app.command(argument("name"))
+    async def create_project(self: Any, name: str) -> None:
+        """Create a project and print its id, public key and private key (shown once)."""
+        conn = await connect(settings)
+        try:
+            project = await projects.create_project(conn, name)
+        finally:
+            await conn.close()
+        emit(
+            self,
+            {
+                "project_id": project.project_id,
+                "name": project.name,
+                "public_key": project.public_key,
+                "private_key": project.private_key,
+            },
+            f"project_id:  {project.project_id}\n"
+            f"name:        {project.name}\n"
+            f"public_key:  {project.public_key}   (ingest only)\n"
+            f"private_key: {project.private_key}   (dashboard only; store it now)",
+        )
+
+    @app.command()
+    async def list_projects(self: Any) -> None:
+        """List projects."""
+        conn = await connect(settings)
+        try:
+            rows = await projects.list_projects(conn)
+        finally:
+            await conn.close()
+        data = [
+            {"project_id": r["id"], "name": r["name"], "created_at": r["created_at"]} for r in rows
+        ]
+        if self.json:
+            self.say(orjson.dumps(data, default=str).decode())
+        else:
+            self.say(
+                self.tabulate(
+                    [(d["project_id"], d["name"], str(d["created_at"])) for d in data],
+                    headers=["project_id", "name", "created_at"],
+                )
+            )
 
     @app.command(
         argument("project_id"),

@@ -28,15 +28,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ResponseError
 
-from analytics.kafka import bootstrap
-from analytics.rollup import GRAINS
+from analytics.counting.rollup import GRAINS
+from analytics.ops.readiness import fail_fast_redis
+from analytics.pipeline.kafka import bootstrap
 from analytics.settings import Settings
 
 BUFFER_WARN = 10_000
@@ -209,12 +207,7 @@ async def buffer_stats(
     redis_url: str, stream: str, group: str, claim_idle_ms: int, *, io_seconds: float
 ) -> BufferStats:
     """Depth, pending and age of the buffer stream (no retries: fail fast)."""
-    client = aioredis.Redis.from_url(
-        redis_url,
-        socket_timeout=io_seconds,
-        socket_connect_timeout=io_seconds,
-        retry=Retry(NoBackoff(), 0),
-    )
+    client = fail_fast_redis(redis_url, io_seconds)
     try:
         depth = int(await client.xlen(stream))
         seconds, micros = await client.time()

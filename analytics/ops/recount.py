@@ -1,4 +1,8 @@
-"""The reference: every aggregate recomputed in SQL from the raw ``events`` table."""
+"""The recount: every aggregate recomputed in SQL from the raw ``events`` table.
+
+The reference the tests and the bench hold the aggregate tables against: exact counts,
+and distinct counts exact up to the sketch's exact limit, within its stated error beyond.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +12,14 @@ from typing import Any
 import asyncpg
 import orjson
 
-from analytics.sketch import EXACT_LIMIT, STANDARD_ERROR
+from analytics.counting.sketch import EXACT_LIMIT, STANDARD_ERROR
+from analytics.storage import Connection
 
 WIDTHS = {"agg_5min": "5 minutes", "agg_hourly": "1 hour", "agg_daily": "1 day"}
 
 
 async def recount(
-    conn: asyncpg.Connection, table: str, project_id: str
+    conn: Connection, table: str, project_id: str
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     rows = await conn.fetch(
         f"""
@@ -31,7 +36,7 @@ async def recount(
 
 
 async def stored(
-    conn: asyncpg.Connection, table: str, project_id: str
+    conn: Connection, table: str, project_id: str
 ) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     rows = await conn.fetch(
         f"SELECT event_source, event_name, bucket_start, event_count, estimated_count,"

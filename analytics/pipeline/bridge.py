@@ -27,7 +27,10 @@ from aiokafka import AIOKafkaProducer
 from redis.exceptions import RedisError, ResponseError
 
 from analytics import metrics
-from analytics.buffer import FIELD
+from analytics.pipeline import buffer
+from analytics.pipeline.buffer import FIELD
+from analytics.pipeline.kafka import make_producer
+from analytics.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -202,3 +205,20 @@ class Bridge:
         )
         entries = reply[0][1] if reply else []
         return await self._forward([(eid, f) for eid, f in entries if f])
+
+
+def make_bridge(settings: Settings) -> tuple[Bridge, Any]:
+    """A bridge for these settings and the producer it owns (not yet started)."""
+    producer = make_producer(settings.kafka_broker)
+    bridge = Bridge(
+        redis=buffer.connect(settings.redis_url, socket_timeout=5.0),
+        producer=producer,
+        stream=settings.stream_key,
+        group=settings.stream_group,
+        topic=settings.events_topic,
+        read_count=settings.bridge_read_count,
+        block_ms=settings.bridge_block_ms,
+        claim_idle_ms=settings.bridge_claim_idle_ms,
+        events_per_message=settings.bridge_events_per_message,
+    )
+    return bridge, producer

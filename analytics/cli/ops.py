@@ -1,6 +1,6 @@
 """Operator commands for running the stack: ``cleanup-events`` and ``event-status``.
 
-Same conventions as ``analytics.commands``: settings come from ``make_app``, the global
+Same conventions as ``analytics.cli.stack``: settings come from ``make_app``, the global
 ``--json`` flag prints one JSON document on stdout, progress and errors go to stderr.
 """
 
@@ -10,15 +10,14 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-import asyncpg
 import click
 import orjson
 from faust.cli import option
 
-from analytics import retention, status
-from analytics.commands import emit
+from analytics.cli.output import emit
+from analytics.ops import retention, status
 from analytics.settings import Settings
-from analytics.storage.migrate import migrate as apply_migrations
+from analytics.storage.migrate import connect
 
 
 def _fail(command: Any, message: str) -> NoReturn:
@@ -112,9 +111,10 @@ def register(app: Any, settings: Settings) -> None:
     )
     async def cleanup_events(self: Any, project_id: str | None, dry_run: bool) -> None:
         """Apply retention: drop expired day partitions, delete expired rows and aggregates."""
-        conn = await asyncpg.connect(settings.database_url, timeout=10)
+        conn = await connect(
+            settings.database_url, partitions_ahead_days=settings.partitions_ahead_days
+        )
         try:
-            await apply_migrations(conn, partitions_ahead_days=settings.partitions_ahead_days)
             report = retention.Report(dry_run=dry_run)
             today = datetime.now(UTC).date()
             try:

@@ -19,8 +19,8 @@ from redis.exceptions import RedisError, ResponseError
 
 from analytics import metrics
 from analytics.errors import BufferUnavailable, RateLimited
-from analytics.limits import APPEND_WITH_LIMITS, CHECK_AND_CHARGE, Limit, window_fraction
-from analytics.models import EventRow, encode_rows
+from analytics.events.models import EventRow, encode_rows
+from analytics.projects.limits import APPEND_WITH_LIMITS, CHECK_AND_CHARGE, Limit, window_fraction
 
 FIELD = b"e"
 

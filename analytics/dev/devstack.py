@@ -18,20 +18,18 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
-import redis
-
 from analytics import logs
-from analytics.broker import free_port, start_broker
+from analytics.dev.broker import free_port, start_broker
+from analytics.dev.processes import analytics_command
+from analytics.ops.readiness import Probe, check, postgres_answers, redis_answers
 from analytics.settings import Settings
-from analytics.storage.migrate import ensure_database, migrate
+from analytics.storage.migrate import ensure_database, prepare_database
 
 RUN_DIR = Path(".run")
 
@@ -42,24 +40,14 @@ def _port_open(host: str, port: int) -> bool:
     return False
 
 
-async def _postgres_answers(dsn: str) -> bool:
-    try:
-        await ensure_database(dsn)
-        conn = await asyncpg.connect(dsn, timeout=3)
-    except (OSError, asyncpg.PostgresError, TimeoutError):
-        return False
-    await conn.close()
-    return True
+async def _answers(name: str, probe: Probe) -> bool:
+    return (await check(name, probe))[1] == "ok"
 
 
-def _redis_answers(url: str) -> bool:
-    try:
-        client = redis.Redis.from_url(url, socket_connect_timeout=1, socket_timeout=1)
-        client.ping()
-        client.close()
-    except (redis.RedisError, OSError):
-        return False
-    return True
+async def _postgres_usable(dsn: str) -> None:
+    """The server answers, and the database exists (created here when it did not)."""
+    await ensure_database(dsn)
+    await postgres_answers(dsn)
 
 
 class Stack:
@@ -137,24 +125,21 @@ def prepare(settings: Settings, stack: Stack, *, force_embedded: bool = False) -
         stack.services.append(start_broker(port, RUN_DIR / "broker.log"))
         changes["kafka_broker"] = f"kafka://127.0.0.1:{port}"
     if force_embedded or (
-        "database_url" not in explicit and not asyncio.run(_postgres_answers(settings.database_url))
+        "database_url" not in explicit
+        and not asyncio.run(_answers("postgres", lambda: _postgres_usable(settings.database_url)))
     ):
         changes["database_url"] = _embedded_postgres(stack)
         asyncio.run(ensure_database(changes["database_url"]))
-    if force_embedded or ("redis_url" not in explicit and not _redis_answers(settings.redis_url)):
+    if force_embedded or (
+        "redis_url" not in explicit
+        and not asyncio.run(_answers("redis", lambda: redis_answers(settings.redis_url)))
+    ):
         changes["redis_url"] = _embedded_redis(stack)
     final = settings.model_copy(update=changes)
-    asyncio.run(_migrate(final))
+    asyncio.run(
+        prepare_database(final.database_url, partitions_ahead_days=final.partitions_ahead_days)
+    )
     return final
-
-
-async def _migrate(settings: Settings) -> None:
-    await ensure_database(settings.database_url)
-    conn = await asyncpg.connect(settings.database_url)
-    try:
-        await migrate(conn, partitions_ahead_days=settings.partitions_ahead_days)
-    finally:
-        await conn.close()
 
 
 def _cli_hint(configured: Settings, final: Settings) -> str:
@@ -228,8 +213,8 @@ def main(argv: list[str] | None = None) -> None:
             final = prepare(settings, stack, force_embedded=args.embedded)
             env = {**os.environ, **final.as_environ()}
             children = [
-                Child("edge", [sys.executable, "-m", "web"], env),
-                Child("worker", [sys.executable, "-m", "analytics", "worker", "-l", "info"], env),
+                Child("edge", analytics_command("edge"), env),
+                Child("worker", analytics_command("worker", "-l", "info"), env),
             ]
             for child in children:
                 child.start()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from hashlib import blake2b
 
-from analytics.project_settings import Sampling
+from analytics.projects.policy import Sampling
 
 _SCALE = float(1 << 64)
 

@@ -1,0 +1,52 @@
+"""Every use of faust's private API, in one place, each with the reason.
+
+faust-streaming 0.15 offers no public way to do these three things. When faust
+changes, this module is the one to read and mend; nothing else touches ``_`` names
+of faust.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from faust.streams import _current_event
+
+
+@contextmanager
+def current_event(event: Any) -> Iterator[None]:
+    """Make ``event`` the stream's current event for the writes inside the block.
+
+    Why: a table write goes to the changelog partition of the *current event*, and a
+    ``take_events`` batch has none. The raw sink writes each project's live minutes
+    with one of that project's own events set as current (the bridge keys messages by
+    project, so they all share its partition).
+    """
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def committed_offset(app: Any, tp: Any) -> int | None:
+    """The offset this worker last committed for ``tp``, or None before its first commit.
+
+    Why: the consumer keeps it (``_committed_offset``) but exposes no getter, and asking
+    the broker (``committed()``) is a round trip per partition on every scrape.
+    """
+    offset: int | None = app.consumer._committed_offset.get(tp)
+    return offset
+
+
+def table_items(table: Any) -> list[tuple[Any, Any]]:
+    """Every (key, value) this worker holds in a table's local store, windowed keys raw.
+
+    Why: a windowed table answers per key and window; reading all of a project's
+    windows means walking the store (``.data``), which faust documents only as an
+    attribute of the table, not as API.
+    """
+    data = table.data
+    return [(key, data[key]) for key in list(data.keys())]

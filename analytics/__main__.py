@@ -1,3 +1,0 @@
-from analytics.cli import main
-
-main()
