@@ -21,8 +21,8 @@ from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLa
 from analytics.events.models import EventRow
 from analytics.events.validation import RequestContext, parse_time, validate_event
 from analytics.projects.api_keys import KeyKind, bearer
-from analytics.projects.limits import Limit, daily_quota, minute_limit
-from analytics.projects.policy import ProjectSettings, SourceSettings, resolve
+from analytics.projects.limits import Limit, request_limits
+from analytics.projects.policy import Policy, ProjectSettings, resolve
 from analytics.projects.sampling import decide
 from analytics.storage.projects import KeyRecord
 from web.app_keys import BUFFER, KEY_CACHE, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
@@ -60,21 +60,21 @@ def check_origin(request: web.Request, project: ProjectSettings) -> str | None:
 
 
 @dataclass(slots=True)
-class Identity:
+class BrowserCookie:
     """The browser id this request carries or is given (``sa_uid`` cookie)."""
 
     user_id: str | None
     is_new: bool
 
 
-def identity_of(request: web.Request, origin: str | None) -> Identity:
+def browser_cookie(request: web.Request, origin: str | None) -> BrowserCookie:
     """A browser (it sent an Origin) keeps one id in a first-party cookie; others get none."""
     cookie = request.cookies.get(COOKIE_NAME)
     if cookie and 8 <= len(cookie) <= 64 and cookie.isalnum():
-        return Identity(cookie, False)
+        return BrowserCookie(cookie, False)
     if origin is not None:
-        return Identity(secrets.token_hex(16), True)
-    return Identity(None, False)
+        return BrowserCookie(secrets.token_hex(16), True)
+    return BrowserCookie(None, False)
 
 
 def _context(
@@ -120,63 +120,34 @@ async def _sample_and_limit(
         return outcome
     project_id = rows[0][1].project_id
     sources = await request.app[SOURCE_CACHE].resolve(project_id, {r.event_source for _, r in rows})
-    per_source: dict[str, int] = {}
-    overrides: dict[str, SourceSettings] = {}
     policies = {name: resolve(project, source) for name, (_, source) in sources.items()}
+    charged: dict[str, Policy] = {}
     for index, row in rows:
-        source_id, source = sources[row.event_source]
         policy = policies[row.event_source]
         kept, rate = decide(policy.sampling, project_id, row.user_id, row.timestamp_us)
         if not kept:
             outcome.sampled.append(index)
             continue
+        source_id = sources[row.event_source][0]
         outcome.kept.append(row._replace(event_source_id=source_id, sample_rate=rate))
-        if source.rate_limit_per_minute:
-            per_source[row.event_source] = per_source.get(row.event_source, 0) + 1
-            overrides[row.event_source] = source
-    now = time.time()
-    if project.rate_limit_per_minute:
-        outcome.limits.append(
-            minute_limit(
-                f"p:{project_id}",
-                project.rate_limit_per_minute,
-                now,
-                "rate_limited",
-                "this project",
-            )
-        )
-    for name in per_source:
-        limit = overrides[name].rate_limit_per_minute
-        assert limit is not None
-        outcome.limits.append(
-            minute_limit(f"s:{project_id}:{name}", limit, now, "rate_limited", f"source {name}")
-        )
-    if project.rate_limit_per_ip_per_minute and ip:
-        outcome.limits.append(
-            minute_limit(
-                f"ip:{project_id}:{ip}",
-                project.rate_limit_per_ip_per_minute,
-                now,
-                "rate_limited",
-                "this client IP",
-            )
-        )
-    if project.daily_quota:
-        outcome.limits.append(daily_quota(project_id, project.daily_quota, now))
+        charged[row.event_source] = policy
+    outcome.limits = request_limits(
+        project_id, resolve(project, None), charged.items(), ip, time.time()
+    )
     return outcome
 
 
 def _finish(
-    response: web.Response, origin: str | None, identity: Identity, secure: bool
+    response: web.Response, origin: str | None, browser: BrowserCookie, secure: bool
 ) -> web.Response:
     if origin is not None:
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Access-Control-Allow-Credentials"] = "true"
         response.headers["Vary"] = "Origin"
-    if identity.is_new and identity.user_id:
+    if browser.is_new and browser.user_id:
         response.set_cookie(
             COOKIE_NAME,
-            identity.user_id,
+            browser.user_id,
             max_age=COOKIE_MAX_AGE,
             httponly=True,
             samesite="Lax",
@@ -190,7 +161,7 @@ async def ingest_events(
     request: web.Request,
     record: KeyRecord,
     project: ProjectSettings,
-    identity: Identity,
+    browser: BrowserCookie,
     events: list[Any],
     sent_at: Any,
     *,
@@ -198,7 +169,7 @@ async def ingest_events(
 ) -> tuple[Outcome, list[dict[str, Any]]]:
     """Validate, sample, rate-limit and buffer events; per-event rejections unless ``single``."""
     app = request.app
-    ctx = _context(request, record, project, identity.user_id, sent_at)
+    ctx = _context(request, record, project, browser.user_id, sent_at)
     valid: list[tuple[int, EventRow]] = []
     results: list[dict[str, Any]] = []
     for index, event in enumerate(events):
@@ -233,7 +204,7 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
     record = await _authenticate(request, body)
     project = app[KEY_CACHE].settings_of(record)
     origin = check_origin(request, project)
-    identity = identity_of(request, origin)
+    browser = browser_cookie(request, origin)
     if batch:
         if not isinstance(body, dict):
             raise BadRequest(
@@ -256,12 +227,12 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
         events = [body]
         sent_at = None
     outcome, results = await ingest_events(
-        request, record, project, identity, events, sent_at, single=not batch
+        request, record, project, browser, events, sent_at, single=not batch
     )
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
     if not batch:
         answer = {"status": "accepted", "sampled": bool(outcome.sampled)}
-        return _finish(json_response(answer, status=202), origin, identity, secure)
+        return _finish(json_response(answer, status=202), origin, browser, secure)
     for index in outcome.sampled:
         results.append(
             {
@@ -280,7 +251,7 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
         "rejected": sum(1 for r in results if r["status"] == "rejected"),
         "results": results,
     }
-    return _finish(json_response(answer, status=202), origin, identity, secure)
+    return _finish(json_response(answer, status=202), origin, browser, secure)
 
 
 def _count(project_id: str, kept: int, sampled: int, results: list[dict[str, Any]]) -> None:

@@ -383,7 +383,7 @@ def _version() -> str:
 
 def build_document(limits: Limits | None = None) -> dict[str, Any]:
     """The whole OpenAPI 3.1 document, as plain JSON-ready data (a new dict every call)."""
-    limits = limits or Limits()
+    limits = limits or Limits.defaults()
     document = {
         "openapi": "3.1.0",
         "info": {

@@ -19,20 +19,24 @@ Schema = dict[str, Any]
 class Limits:
     """The request limits the document states (bytes are counted after decompression)."""
 
-    max_batch_events: int = 1000
-    max_batch_bytes: int = 5 * 1024 * 1024
-    max_event_bytes: int = 1024 * 1024
-    max_properties_bytes: int = 64 * 1024
+    max_batch_events: int
+    max_batch_bytes: int
+    max_event_bytes: int
+    max_properties_bytes: int
 
     @classmethod
     def of(cls, settings: Settings) -> Limits:
         """The limits an edge with these settings enforces."""
-        return cls(
-            max_batch_events=settings.max_batch_events,
-            max_batch_bytes=settings.max_batch_bytes,
-            max_event_bytes=settings.max_event_bytes,
-            max_properties_bytes=settings.max_properties_bytes,
-        )
+        return cls(**{name: getattr(settings, name) for name in _LIMIT_NAMES})
+
+    @classmethod
+    def defaults(cls) -> Limits:
+        """The limits of an edge with default settings (their one home is ``Settings``)."""
+        fields = Settings.model_fields
+        return cls(**{name: fields[name].default for name in _LIMIT_NAMES})
+
+
+_LIMIT_NAMES = ("max_batch_events", "max_batch_bytes", "max_event_bytes", "max_properties_bytes")
 
 
 # --- schema building blocks ----------------------------------------------------------------

@@ -30,7 +30,7 @@ from analytics.errors import BadRequest, PayloadTooLarge
 from analytics.projects.api_keys import KeyKind, bearer
 from web.app_keys import KEY_CACHE
 from web.body import read_json
-from web.ingest import check_origin, identity_of, ingest_events
+from web.ingest import browser_cookie, check_origin, ingest_events
 from web.middleware import json_response
 
 MESSAGE_LIMIT = 32 * 1024
@@ -127,7 +127,7 @@ async def _handle(request: web.Request, kind: str | None) -> web.Response:
         request,
         record,
         project,
-        identity_of(request, origin),
+        browser_cookie(request, origin),
         events,
         body.get("sentAt"),
         single=False,

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 
 from analytics.errors import BadRequest
-from analytics.events.identity import anonymous_user_id, derived_session_id
+from analytics.events.anonymous_ids import anonymous_user_id, derived_session_id
 from analytics.events.models import EventRow
 from analytics.events.times import InvalidTime, check_range_us, parse_instant, to_us
 

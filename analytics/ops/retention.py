@@ -37,13 +37,17 @@ import asyncpg
 import orjson
 
 from analytics.counting.rollup import GRAINS
+from analytics.projects.policy import ProjectSettings
 from analytics.storage.aggregates import lock_projects
 
 if TYPE_CHECKING:
     from analytics.storage import Connection
 
-DEFAULT_RETENTION_DAYS = 90
-DEFAULT_AGGREGATE_RETENTION_DAYS = 730
+# The defaults are the project settings' own (one home: analytics.projects.policy).
+DEFAULT_RETENTION_DAYS: int = ProjectSettings.model_fields["retention_days"].default
+DEFAULT_AGGREGATE_RETENTION_DAYS: int = ProjectSettings.model_fields[
+    "aggregate_retention_days"
+].default
 # Longer settings mean "keep for ever" and are clamped to this (100 years), which keeps
 # the date arithmetic far from its limits.
 MAX_RETENTION_DAYS = 36_500
@@ -69,7 +73,7 @@ class RetentionError(Exception):
 
 
 @dataclass(slots=True, frozen=True)
-class Policy:
+class Retention:
     """One project's retention, in whole days."""
 
     project_id: str
@@ -146,7 +150,7 @@ def _days(raw: str | None, key: str, project_id: str, default: int) -> int:
     return min(value, MAX_RETENTION_DAYS)
 
 
-async def load_policies(conn: Connection) -> list[Policy]:
+async def load_policies(conn: Connection) -> list[Retention]:
     """Every project's policy (all of them: the longest raw retention decides partition drops).
 
     Raises ``RetentionError`` for a setting that is not a sensible number of days: guessing
@@ -157,7 +161,7 @@ async def load_policies(conn: Connection) -> list[Policy]:
         " FROM projects ORDER BY id"
     )
     return [
-        Policy(
+        Retention(
             r[0],
             _days(r[1], "retention_days", r[0], DEFAULT_RETENTION_DAYS),
             _days(r[2], "aggregate_retention_days", r[0], DEFAULT_AGGREGATE_RETENTION_DAYS),
@@ -183,7 +187,7 @@ async def list_partitions(conn: Connection) -> list[tuple[str, date]]:
 
 def plan_partitions(
     partitions: Sequence[tuple[str, date]],
-    policies: Sequence[Policy],
+    policies: Sequence[Retention],
     today: date,
     project_id: str | None = None,
 ) -> list[PartitionStep]:

@@ -10,7 +10,10 @@ quotas are fixed UTC-day counters (no previous window).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
+
+from analytics.projects.policy import Policy
 
 _TEMPLATE = """
 local n = tonumber(ARGV[2])
@@ -85,3 +88,48 @@ def daily_quota(project_id: str, quota: int, now: float) -> Limit:
 def window_fraction(now: float) -> float:
     """How far into the current minute ``now`` is (0..1)."""
     return (now % 60) / 60
+
+
+def request_limits(
+    project_id: str,
+    policy: Policy,
+    sources: Iterable[tuple[str, Policy]],
+    ip: str | None,
+    now: float,
+) -> list[Limit]:
+    """Every limit one request's kept events are charged to, in one place.
+
+    ``policy`` is the project's (``resolve(project, None)``); ``sources`` the
+    (name, policy) of each source that kept events in this request.
+    """
+    limits: list[Limit] = []
+    if policy.rate_limit_per_minute:
+        limits.append(
+            minute_limit(
+                f"p:{project_id}", policy.rate_limit_per_minute, now, "rate_limited", "this project"
+            )
+        )
+    for name, source in sources:
+        if source.source_rate_limit_per_minute:
+            limits.append(
+                minute_limit(
+                    f"s:{project_id}:{name}",
+                    source.source_rate_limit_per_minute,
+                    now,
+                    "rate_limited",
+                    f"source {name}",
+                )
+            )
+    if policy.rate_limit_per_ip_per_minute and ip:
+        limits.append(
+            minute_limit(
+                f"ip:{project_id}:{ip}",
+                policy.rate_limit_per_ip_per_minute,
+                now,
+                "rate_limited",
+                "this client IP",
+            )
+        )
+    if policy.daily_quota:
+        limits.append(daily_quota(project_id, policy.daily_quota, now))
+    return limits

@@ -150,10 +150,15 @@ def parse_value(name: str, raw: str, *, source: bool) -> Any:
 
 @dataclass(slots=True, frozen=True)
 class Policy:
-    """The resolved settings the edge applies to one (project, source)."""
+    """The resolved settings the edge applies to one (project, source).
+
+    ``rate_limit_per_minute`` is the project's own limit, shared by all its sources;
+    ``source_rate_limit_per_minute`` the source's own, charged on top of it.
+    """
 
     sampling: Sampling
     rate_limit_per_minute: int | None
+    source_rate_limit_per_minute: int | None
     rate_limit_per_ip_per_minute: int | None
     daily_quota: int | None
     cors_origins: Literal["*"] | tuple[str, ...]
@@ -186,15 +191,14 @@ def source_settings(stored: Any) -> SourceSettings:
 
 
 def resolve(project: ProjectSettings, source: SourceSettings | None) -> Policy:
-    """Project settings with a source's overrides applied."""
+    """Project settings with a source's overrides applied (``source=None``: the project's)."""
     sampling = project.sampling
-    rate = project.rate_limit_per_minute
-    if source is not None:
-        sampling = source.sampling or sampling
-        rate = source.rate_limit_per_minute or rate
+    if source is not None and source.sampling is not None:
+        sampling = source.sampling
     return Policy(
         sampling=sampling,
-        rate_limit_per_minute=rate,
+        rate_limit_per_minute=project.rate_limit_per_minute,
+        source_rate_limit_per_minute=None if source is None else source.rate_limit_per_minute,
         rate_limit_per_ip_per_minute=project.rate_limit_per_ip_per_minute,
         daily_quota=project.daily_quota,
         cors_origins=project.cors_origins,

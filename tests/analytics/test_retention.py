@@ -18,7 +18,7 @@ import orjson
 
 from analytics.dev.processes import analytics_command
 from analytics.events.models import EventRow, to_us
-from analytics.ops.retention import Policy, plan_partitions
+from analytics.ops.retention import Retention, plan_partitions
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.events import PartitionCache, write_events
@@ -119,7 +119,7 @@ async def partition_exists(db: asyncpg.Pool, name: str) -> bool:
 
 def test_plan_drops_only_days_past_the_longest_retention() -> None:
     today = date(2026, 6, 30)
-    policies = [Policy("a", 30, 730), Policy("b", 90, 730)]
+    policies = [Retention("a", 30, 730), Retention("b", 90, 730)]
     parts = [
         (f"events_{d:%Y%m%d}", d)
         for d in (
