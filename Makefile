@@ -6,7 +6,7 @@ UV := python3 -m uv
 endif
 PKGS := analytics agents tables web
 
-.PHONY: run test install lint typecheck check bench clean
+.PHONY: run test test-unit install lint typecheck check bench clean
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
@@ -17,6 +17,10 @@ run: install
 
 test: install
 	$(UV) run --no-sync pytest -q
+
+# Pure rules only: no PostgreSQL, Redis or broker needed; the loop to run after every edit.
+test-unit: install
+	$(UV) run --no-sync pytest -q tests/unit
 
 lint: install
 	$(UV) run --no-sync ruff check .
