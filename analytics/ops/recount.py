@@ -7,13 +7,15 @@ and distinct counts exact up to the sketch's exact limit, within its stated erro
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import orjson
 
 from analytics.counting.sketch import EXACT_LIMIT, STANDARD_ERROR
-from analytics.storage import Connection
+
+if TYPE_CHECKING:
+    from analytics.storage import Connection
 
 WIDTHS = {"agg_5min": "5 minutes", "agg_hourly": "1 hour", "agg_daily": "1 day"}
 
