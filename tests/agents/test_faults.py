@@ -13,11 +13,10 @@ import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from agents.bridge import make_bridge
 from analytics.dev.broker import free_port
 from analytics.dev.processes import RedisServer, WorkerProcess
 from analytics.ops.recount import mismatches
-from analytics.pipeline.bridge import Bridge
+from analytics.pipeline.bridge import Bridge, make_bridge
 from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage import projects

@@ -14,7 +14,8 @@ import asyncpg
 import orjson
 
 from agents.housekeeping import run_housekeeping
-from analytics.events.models import EventRow, to_us
+from analytics.events.models import EventRow
+from analytics.events.times import to_us
 from analytics.ops import retention
 from analytics.settings import Settings
 from analytics.storage import projects

@@ -17,7 +17,8 @@ import asyncpg
 import orjson
 
 from analytics.dev.processes import analytics_command
-from analytics.events.models import EventRow, to_us
+from analytics.events.models import EventRow
+from analytics.events.times import to_us
 from analytics.ops.retention import Retention, plan_partitions
 from analytics.settings import Settings
 from analytics.storage import projects

@@ -22,7 +22,8 @@ import redis.asyncio as aioredis
 
 from analytics.dev.broker import free_port
 from analytics.dev.processes import WorkerProcess, analytics_command
-from analytics.events.models import EventRow, encode_rows, to_us
+from analytics.events.models import EventRow, encode_rows
+from analytics.events.times import to_us
 from analytics.ops.status import (
     BufferStats,
     DatabaseStats,

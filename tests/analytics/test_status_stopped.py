@@ -28,7 +28,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from analytics.dev.processes import WorkerProcess, analytics_command
-from analytics.events.models import EventRow, encode_rows, to_us
+from analytics.events.models import EventRow, encode_rows
+from analytics.events.times import to_us
 from analytics.ops.status import FLUSH_STALE_SECONDS
 from analytics.pipeline.kafka import make_producer
 from analytics.settings import Settings

@@ -17,7 +17,8 @@ import orjson
 import pytest
 import yarl
 
-from analytics.events.models import EventRow, to_us
+from analytics.events.models import EventRow
+from analytics.events.times import to_us
 from analytics.storage import projects, queries
 from analytics.storage.events import PartitionCache, write_events
 from analytics.storage.projects import NewProject

@@ -42,7 +42,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from analytics.events.models import EventRow, to_us
+from analytics.events.models import EventRow
+from analytics.events.times import to_us
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.events import PartitionCache, write_events
