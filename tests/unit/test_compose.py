@@ -20,7 +20,7 @@ import yaml
 from analytics.pipeline.kafka import bootstrap
 from analytics.settings import Settings
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 APP_SERVICES = ("migrate", "edge", "worker")
 
 
