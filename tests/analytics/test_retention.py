@@ -19,7 +19,6 @@ import orjson
 from analytics.dev.processes import analytics_command
 from analytics.events.models import EventRow
 from analytics.events.times import to_us
-from analytics.ops.retention import Retention, plan_partitions
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.events import PartitionCache, write_events
@@ -116,31 +115,6 @@ async def days_of(db: asyncpg.Pool, table: str, project_id: str) -> list[date]:
 async def partition_exists(db: asyncpg.Pool, name: str) -> bool:
     async with db.acquire() as conn:
         return bool(await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", name))
-
-
-def test_plan_drops_only_days_past_the_longest_retention() -> None:
-    today = date(2026, 6, 30)
-    policies = [Retention("a", 30, 730), Retention("b", 90, 730)]
-    parts = [
-        (f"events_{d:%Y%m%d}", d)
-        for d in (
-            today - timedelta(days=91),
-            today - timedelta(days=90),
-            today - timedelta(days=31),
-        )
-    ]
-    steps = plan_partitions(parts, policies, today)
-    assert [(s.day, s.drop, s.projects) for s in steps] == [
-        (today - timedelta(days=91), True, ("a", "b")),
-        (today - timedelta(days=90), False, ("a",)),
-        (today - timedelta(days=31), False, ("a",)),
-    ]
-    # One project: same drop rule (the caller then checks the partition holds only its rows).
-    only_b = plan_partitions(parts, policies, today, "b")
-    assert [(s.day, s.drop, s.projects) for s in only_b] == [
-        (today - timedelta(days=91), True, ("b",))
-    ]
-    assert plan_partitions(parts, [], today) == []  # no project, no expired rows
 
 
 async def test_expired_rows_go_others_stay_and_dry_run_matches(

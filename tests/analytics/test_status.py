@@ -1,4 +1,4 @@
-"""``event-status``: the check rules (pure) and the command against the real services.
+"""``event-status`` against the real services (the pure check rules: tests/unit/test_status.py).
 
 ``settings_factory`` cannot override ``database_url`` (it is a positional parameter of
 ``make_settings``), so those tests use ``model_copy``.
@@ -24,72 +24,12 @@ from analytics.dev.broker import free_port
 from analytics.dev.processes import WorkerProcess, analytics_command
 from analytics.events.models import EventRow, encode_rows
 from analytics.events.times import to_us
-from analytics.ops.status import (
-    BufferStats,
-    DatabaseStats,
-    Flush,
-    KafkaStats,
-    Level,
-    PartitionLag,
-    Status,
-    evaluate,
-)
 from analytics.pipeline.buffer import FIELD
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.migrate import migrate
 from analytics.storage.projects import NewProject
 from tests.support.stack import ADMIN_DSN, wait_for
-
-NOW = datetime.now(UTC)
-
-
-def buffer(
-    depth: int = 0, pending: int = 0, stale: int = 0, oldest: float | None = None
-) -> BufferStats:
-    return BufferStats("s", "bridge", depth, pending, stale, oldest, group_exists=True)
-
-
-def kafka(*lags: int) -> KafkaStats:
-    parts = tuple(PartitionLag(i, 0, lag, lag) for i, lag in enumerate(lags))
-    return KafkaStats("t", "g", topic_exists=True, partitions=parts)
-
-
-def database(last_flush_age: float | None) -> DatabaseStats:
-    flushes = () if last_flush_age is None else (Flush("agg_5min", NOW, last_flush_age, 10),)
-    return DatabaseStats(flushes, None, None, 0.0, 0.0, {}, {}, 0)
-
-
-def levels(status: Status) -> dict[str, Level]:
-    return {c.name: c.level for c in evaluate(status)}
-
-
-def test_thresholds() -> None:
-    healthy = Status(buffer(3, 1, oldest=0.5), kafka(2, 0), database(1.0))
-    assert set(levels(healthy).values()) == {Level.OK}
-    assert levels(Status(buffer(10_001, oldest=1.0), kafka(), database(1.0)))["buffer"] == (
-        Level.WARN
-    )
-    assert levels(Status(buffer(5, 2, stale=2), kafka(), database(1.0)))["buffer"] == Level.WARN
-    assert levels(Status(buffer(), kafka(10_000), database(1.0)))["kafka_lag"] == Level.OK
-    assert levels(Status(buffer(), kafka(6_000, 5_000), database(1.0)))["kafka_lag"] == Level.WARN
-    assert levels(Status(buffer(), kafka(100_001), database(1.0)))["kafka_lag"] == Level.FAIL
-    missing = KafkaStats("t", "g", topic_exists=False)
-    assert levels(Status(buffer(), missing, database(1.0)))["kafka_lag"] == Level.WARN
-
-
-def test_flush_rule() -> None:
-    # Work waiting and no flush for over 60 s: the pipeline is stuck.
-    assert levels(Status(buffer(), kafka(5), database(61.0)))["flush"] == Level.FAIL
-    assert levels(Status(buffer(), kafka(5), database(None)))["flush"] == Level.FAIL
-    assert levels(Status(buffer(4, oldest=90.0), kafka(), database(61.0)))["flush"] == Level.FAIL
-    # Nothing waiting: an old flush only means an idle system.
-    assert levels(Status(buffer(), kafka(0), database(3600.0)))["flush"] == Level.OK
-    # Just-arrived entries after an idle hour are not overdue yet.
-    assert levels(Status(buffer(4, oldest=2.0), kafka(), database(3600.0)))["flush"] == Level.OK
-    # Unreachable services: FAIL for them, and no verdicts built on missing figures.
-    errors = {"postgresql": "refused", "redis": "refused", "kafka": "refused"}
-    assert levels(Status(None, None, None, errors)) == dict.fromkeys(errors, Level.FAIL)
 
 
 async def event_status(settings: Settings, *, json: bool = True) -> tuple[int, Any, float]:
