@@ -1,12 +1,13 @@
 """The edge against its own OpenAPI document (``web/openapi.py``).
 
-The document must be valid OpenAPI 3.1, name every route the edge registers,
-and be true: schemathesis generates requests for every operation (valid ones,
-and invalid ones for the negative mode), sends them over a real socket to a
-running edge with the key the operation's security scheme asks for, and
-checks each answer: never a 5xx, a documented status, the documented content
-type, headers and body schema. Events are stored first (as the sink does) so
-the dashboard answers carry real rows for the body schemas to judge.
+The document must be valid OpenAPI 3.1 and name every route the edge registers
+(checked without services in tests/unit/test_openapi.py), and be true:
+schemathesis generates requests for every operation (valid ones, and invalid
+ones for the negative mode), sends them over a real socket to a running edge
+with the key the operation's security scheme asks for, and checks each answer:
+never a 5xx, a documented status, the documented content type, headers and
+body schema. Events are stored first (as the sink does) so the dashboard
+answers carry real rows for the body schemas to judge.
 
 Schemathesis 4.x drives the cases synchronously (``requests``), so they run
 in a plain thread while the edge serves on the test's event loop. The
@@ -25,16 +26,13 @@ from typing import Any
 import aiohttp
 import asyncpg
 import hypothesis
-import jsonschema_rs
 import orjson
 import pytest
 import redis.asyncio as aioredis
 import requests
 import schemathesis
-from schemathesis import APIOperation, BaseSchema, GenerationMode
+from schemathesis import BaseSchema, GenerationMode
 from schemathesis.checks import not_a_server_error
-from schemathesis.core.result import Ok
-from schemathesis.specs.openapi import definitions
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_headers_conformance,
@@ -48,8 +46,8 @@ from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.events import PartitionCache, write_events
 from analytics.storage.projects import NewProject
+from tests.support.openapi import loaded
 from tests.support.stack import start_edge
-from web.app import make_edge
 from web.openapi import PATH, Limits, build_document
 
 # Cases per operation and generation mode: 15 operations x 2 modes x 50 takes about
@@ -63,59 +61,6 @@ CHECKS = [
     response_headers_conformance,
     response_schema_conformance,
 ]
-HTTP_METHODS = {"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
-
-
-def _operations(document: dict[str, Any]) -> set[tuple[str, str]]:
-    return {
-        (method.upper(), path)
-        for path, item in document["paths"].items()
-        for method in item
-        if method.upper() in HTTP_METHODS
-    }
-
-
-def _loaded(schema: BaseSchema) -> list[APIOperation[Any, Any, Any, Any]]:
-    """The schema's operations; an operation schemathesis cannot load fails the test."""
-    operations = []
-    for result in schema.get_all_operations():
-        assert isinstance(result, Ok), result.err()
-        operations.append(result.ok())
-    return operations
-
-
-def test_document_is_valid_openapi_31() -> None:
-    document = build_document()
-    # The OpenAPI Initiative's 3.1 meta-schema, as schemathesis ships it.
-    errors = [str(e) for e in definitions.OPENAPI_31_VALIDATOR.iter_errors(document)]
-    assert errors == []
-    assert document["openapi"].startswith("3.1.")
-    for name, schema in document["components"]["schemas"].items():
-        assert jsonschema_rs.meta.is_valid(schema), name
-    # Every $ref resolves, and every operation is loadable as a test target.
-    loaded = schemathesis.openapi.from_dict(document)
-    assert len(_loaded(loaded)) == len(_operations(document))
-    schemes = document["components"]["securitySchemes"]
-    assert {k: (v["type"], v["scheme"]) for k, v in schemes.items()} == {
-        "publicKey": ("http", "bearer"),
-        "privateKey": ("http", "bearer"),
-        "segmentWriteKey": ("http", "basic"),
-    }
-
-
-def test_every_route_is_documented(settings: Settings) -> None:
-    """Every /api/ route is documented and every documented operation is served.
-
-    Pages for humans (``/dashboard/``) are not part of the API and stay out.
-    """
-    registered = {
-        (route.method, route.resource.canonical)
-        for route in make_edge(settings).router.routes()
-        if route.resource is not None and route.method in HTTP_METHODS
-    }
-    documented = _operations(build_document())
-    assert {op for op in registered if op[1].startswith(("/api/", "/v1/"))} - documented == set()
-    assert documented - registered == set()
 
 
 async def test_the_edge_serves_the_document(
@@ -210,7 +155,7 @@ def _check_operation(
 def _fuzz(schema: BaseSchema, edge: str, project: NewProject) -> list[str]:
     """Every operation in both generation modes; the failures, each with a curl to reproduce."""
     failures = []
-    for operation in _loaded(schema):
+    for operation in loaded(schema):
         key = _key_for(operation, project)
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             failure = _check_operation(operation, mode, edge, key)
