@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from analytics.counting.sketch import EXACT_LIMIT, STANDARD_ERROR, Sketch, member_hash
 
 
@@ -67,3 +69,68 @@ def test_empty_and_overlapping_exact_merge() -> None:
     a.merge(b)
     assert a.cardinality() == 4
     assert Sketch.from_bytes(None).cardinality() == 0
+
+
+def test_stated_error_and_size() -> None:
+    assert STANDARD_ERROR == 1.04 / 128  # 0.81 % with 2^14 registers, as the README says
+    assert EXACT_LIMIT == 10_000
+
+
+def test_wire_form() -> None:
+    exact = Sketch()
+    assert exact.to_bytes() == b"E"
+    exact.add_many([3, 1, 2, 2])
+    assert exact.to_bytes() == b"E" + b"".join(n.to_bytes(8, "little") for n in (1, 2, 3))
+    hll = Sketch()
+    hll.add_many(member_hash(f"w{i}") for i in range(EXACT_LIMIT + 1))
+    data = hll.to_bytes()
+    assert data[:1] == b"H" and len(data) == 1 + 2**14
+
+
+def test_empty_forms_and_unknown_kinds() -> None:
+    assert Sketch.from_bytes(b"").cardinality() == 0
+    assert Sketch.from_bytes(b"E").is_exact
+    with pytest.raises(ValueError, match="unknown sketch kind"):
+        Sketch.from_bytes(b"Xabc")
+
+
+def test_hll_round_trip_and_replay() -> None:
+    ids = [member_hash(f"r{i}") for i in range(25_000)]
+    sketch = Sketch()
+    sketch.add_many(ids)
+    data = sketch.to_bytes()
+    again = Sketch.from_bytes(data)
+    assert not again.is_exact
+    assert again.to_bytes() == data
+    assert again.cardinality() == sketch.cardinality()
+    again.add_many(ids[:5000])  # a replayed batch
+    assert again.to_bytes() == data
+
+
+def test_merge_is_symmetric_and_leaves_the_other_alone() -> None:
+    big, small = Sketch(), Sketch()
+    big.add_many(member_hash(f"b{i}") for i in range(20_000))
+    small.add_many(member_hash(f"s{i}") for i in range(50))
+    big_bytes, small_bytes = big.to_bytes(), small.to_bytes()
+    left = Sketch.from_bytes(big_bytes)
+    left.merge(small)
+    right = Sketch.from_bytes(small_bytes)
+    right.merge(big)
+    assert left.to_bytes() == right.to_bytes()
+    assert not right.is_exact
+    assert (big.to_bytes(), small.to_bytes()) == (big_bytes, small_bytes)
+
+
+def test_exact_merge_past_the_limit_turns_into_hll() -> None:
+    a, b = Sketch(), Sketch()
+    a.add_many(member_hash(f"a{i}") for i in range(6000))
+    b.add_many(member_hash(f"b{i}") for i in range(6000))
+    a.merge(b)
+    assert not a.is_exact
+    assert abs(a.cardinality() - 12_000) <= 3 * STANDARD_ERROR * 12_000
+
+
+def test_member_hash_is_a_stable_64_bit_number() -> None:
+    assert member_hash("user-1") == member_hash("user-1")
+    assert member_hash("user-1") != member_hash("user-2")
+    assert all(0 <= member_hash(f"h{i}") < 2**64 for i in range(1000))
