@@ -99,6 +99,37 @@ def in_range(micros: int, field: str) -> int:
         raise BadRequest(f"{field} {exc}", code=f"{field}_out_of_range", field=field) from exc
 
 
+def corrected_time(timestamp_us: int, sent_at_us: int | None, ctx: RequestContext) -> int:
+    """The event time shifted by the client's clock skew, held to every time rule.
+
+    The skew (server now - ``sent_at``) applies only beyond the threshold. The range
+    (1900 to 8999) and the 24-hour future rule apply to the time that is stored, so a
+    far-off ``sent_at`` cannot push an accepted event out of range.
+    """
+    corrected = timestamp_us
+    if sent_at_us is not None:
+        skew = ctx.now_us - sent_at_us
+        if abs(skew) > ctx.skew_threshold_us:
+            corrected += skew
+    if corrected != timestamp_us:
+        try:
+            check_range_us(corrected)
+        except InvalidTime as exc:
+            raise BadRequest(
+                f"timestamp corrected by sent_at for the client's clock skew {exc}",
+                code="timestamp_out_of_range",
+                field="timestamp",
+            ) from exc
+    if corrected - ctx.now_us > ctx.future_tolerance_us:
+        raise BadRequest(
+            "timestamp is more than 24 hours ahead of the server clock"
+            + (" once corrected by sent_at" if corrected != timestamp_us else ""),
+            code="timestamp_in_future",
+            field="timestamp",
+        )
+    return corrected
+
+
 def validate_event(body: Any, ctx: RequestContext, *, sample_rate: float = 1.0) -> EventRow:
     """Check one event and fill its defaults; ``event_source_id`` is left 0 for the caller."""
     if not isinstance(body, dict):
@@ -138,20 +169,13 @@ def validate_event(body: Any, ctx: RequestContext, *, sample_rate: float = 1.0) 
         props_text = encoded.decode()
 
     raw_ts = body.get("timestamp")
-    timestamp_us = ctx.now_us if raw_ts is None else parse_time(raw_ts, "timestamp")
     sent_at_us = ctx.sent_at_us
     if body.get("sent_at") is not None:
         sent_at_us = parse_time(body["sent_at"], "sent_at")
-    if sent_at_us is not None and raw_ts is not None:
-        skew = ctx.now_us - sent_at_us
-        if abs(skew) > ctx.skew_threshold_us:
-            timestamp_us += skew
-    if timestamp_us - ctx.now_us > ctx.future_tolerance_us:
-        raise BadRequest(
-            "timestamp is more than 24 hours ahead of the server clock",
-            code="timestamp_in_future",
-            field="timestamp",
-        )
+    if raw_ts is None:
+        timestamp_us = ctx.now_us  # the server's own clock needs no correction
+    else:
+        timestamp_us = corrected_time(parse_time(raw_ts, "timestamp"), sent_at_us, ctx)
 
     if user_id is None:
         user_id = ctx.cookie_user_id or anonymous_user_id(ctx.ip_address, ctx.user_agent, ctx.salt)

@@ -1,0 +1,193 @@
+"""Hostile input at the edge (issue 11), over real sockets with the whole pipeline behind.
+
+Each refusal is a JSON error naming the field and the reason; a bad event in a
+batch is refused on its own and the rest are stored; nothing is answered 500.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+
+from analytics.dev.processes import WorkerProcess
+from analytics.storage.projects import NewProject
+from tests.support.stack import auth, post, wait_for
+
+BATCH = "/api/events/batch/"
+ONE = "/api/events/ingest/"
+
+
+async def stored(db: asyncpg.Pool, project_id: str) -> dict[str, asyncpg.Record]:
+    """The project's stored events by event_id."""
+    async with db.acquire() as conn:
+        rows = await conn.fetch("SELECT * FROM events WHERE project_id = $1", project_id)
+    return {r["event_id"]: r for r in rows}
+
+
+async def dead_letters(db: asyncpg.Pool, project_id: str) -> list[asyncpg.Record]:
+    async with db.acquire() as conn:
+        return list(
+            await conn.fetch("SELECT * FROM dead_letters WHERE project_id = $1", project_id)
+        )
+
+
+async def landed(db: asyncpg.Pool, project_id: str, *event_ids: str) -> dict[str, asyncpg.Record]:
+    """Wait until every one of ``event_ids`` is stored; the project's events then."""
+
+    async def check() -> dict[str, asyncpg.Record] | None:
+        rows = await stored(db, project_id)
+        return rows if set(event_ids) <= rows.keys() else None
+
+    result: dict[str, asyncpg.Record] = await wait_for(check)
+    return result
+
+
+async def post_raw(
+    http: aiohttp.ClientSession, url: str, body: bytes, key: str, **headers: str
+) -> tuple[int, Any]:
+    """POST bytes as they are (no client-side JSON encoding); status and JSON answer."""
+    hdrs = {"Content-Type": "application/json", **auth(key), **headers}
+    async with http.post(url, data=body, headers=hdrs) as resp:
+        return resp.status, await resp.json(content_type=None)
+
+
+def by_index(answer: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {r["index"]: r for r in answer["results"]}
+
+
+# 2. sent_at: every time rule applies to the corrected time ------------------------------
+
+
+async def test_batch_sent_at_out_of_range_is_400_naming_sent_at(
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
+) -> None:
+    # Issue 11's input: it was answered 202 and then dead-lettered ("year -4947 is out of range").
+    body = {
+        "events": [{"timestamp": "2026-11-27T12:00:00Z", "event_name": "a", "event_source": "w"}],
+        "sent_at": "9000-01-01T00:00:00Z",
+    }
+    status, answer = await post(http, f"{edge}{BATCH}", body, project.public_key)
+    assert status == 400
+    assert (answer["code"], answer["field"]) == ("sent_at_out_of_range", "sent_at")
+    assert "8999" in answer["detail"]
+    # A later event lands; the refused one never reached the pipeline, not even as a dead letter.
+    marker = {"event_name": "after", "event_source": "w", "event_id": "after"}
+    assert (await post(http, f"{edge}{ONE}", marker, project.public_key))[0] == 202
+    rows = await landed(db, project.project_id, "after")
+    assert list(rows) == ["after"]
+    assert await dead_letters(db, project.project_id) == []
+
+
+async def test_corrected_time_out_of_range_is_rejected_per_event(
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
+) -> None:
+    # sent_at 2100 means the client's clock is ~73 years ahead: a 1950 event would be stored
+    # as 1876 (before the 1900 rule); a 2099-12-31 event is corrected to a day ago.
+    body = {
+        "events": [
+            {"timestamp": "1950-01-01T00:00:00Z", "event_name": "a", "event_source": "w"},
+            {"event_name": "now", "event_source": "w", "event_id": "now"},
+            {
+                "timestamp": "2099-12-31T00:00:00Z",
+                "event_name": "skewed",
+                "event_source": "w",
+                "event_id": "skewed",
+            },
+            {
+                # In range itself, but 7,000 years ahead: the 2026 event would be year -4947.
+                "timestamp": "2026-11-27T12:00:00Z",
+                "sent_at": "8999-12-31T23:59:59Z",
+                "event_name": "b",
+                "event_source": "w",
+            },
+            {
+                # The per-event sent_at is checked like the batch's.
+                "timestamp": "2026-11-27T12:00:00Z",
+                "sent_at": "9000-01-01T00:00:00Z",
+                "event_name": "c",
+                "event_source": "w",
+            },
+        ],
+        "sent_at": "2100-01-01T00:00:00Z",
+    }
+    status, answer = await post(http, f"{edge}{BATCH}", body, project.public_key)
+    assert status == 202
+    assert (answer["accepted"], answer["rejected"]) == (2, 3)
+    results = by_index(answer)
+    assert set(results) == {0, 3, 4}
+    for index in (0, 3):
+        assert (results[index]["code"], results[index]["field"]) == (
+            "timestamp_out_of_range",
+            "timestamp",
+        )
+        assert "before 1900-01-01" in results[index]["detail"]
+        assert "sent_at" in results[index]["detail"]
+    assert (results[4]["code"], results[4]["field"]) == ("sent_at_out_of_range", "sent_at")
+    rows = await landed(db, project.project_id, "now", "skewed")
+    assert set(rows) == {"now", "skewed"}
+    now = datetime.now(UTC)
+    assert abs(rows["skewed"]["timestamp"] - (now - timedelta(days=1))) < timedelta(minutes=5)
+    assert abs(rows["now"]["timestamp"] - now) < timedelta(minutes=5)
+    assert await dead_letters(db, project.project_id) == []
+
+
+@pytest.mark.parametrize(
+    ("event", "code", "field"),
+    [
+        (
+            {"timestamp": "1950-01-01T00:00:00Z", "sent_at": "2100-01-01T00:00:00Z"},
+            "timestamp_out_of_range",
+            "timestamp",
+        ),
+        (
+            {"timestamp": "2026-11-27T12:00:00Z", "sent_at": "9000-01-01T00:00:00Z"},
+            "sent_at_out_of_range",
+            "sent_at",
+        ),
+        (
+            # 1950 clock, 8500 event: corrected by +76 years, past the year 8999.
+            {"timestamp": "8990-01-01T00:00:00Z", "sent_at": "1950-01-01T00:00:00Z"},
+            "timestamp_out_of_range",
+            "timestamp",
+        ),
+    ],
+)
+async def test_single_event_corrected_time_rules(
+    http: aiohttp.ClientSession,
+    edge: str,
+    project: NewProject,
+    event: dict[str, str],
+    code: str,
+    field: str,
+) -> None:
+    body = {"event_name": "a", "event_source": "w", **event}
+    status, answer = await post(http, f"{edge}{ONE}", body, project.public_key)
+    assert (status, answer["code"], answer["field"]) == (400, code, field)
+
+
+async def test_future_rule_applies_to_the_corrected_time(
+    http: aiohttp.ClientSession, edge: str, project: NewProject
+) -> None:
+    # The client's clock is 3 days behind: an event an hour old by its clock is 2 days ahead.
+    now = datetime.now(UTC)
+    body = {
+        "event_name": "a",
+        "event_source": "w",
+        "timestamp": (now - timedelta(hours=1)).isoformat(),
+        "sent_at": (now - timedelta(days=3)).isoformat(),
+    }
+    status, answer = await post(http, f"{edge}{ONE}", body, project.public_key)
+    assert (status, answer["code"], answer["field"]) == (400, "timestamp_in_future", "timestamp")
+    assert "sent_at" in answer["detail"]
