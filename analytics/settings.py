@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     max_batch_bytes: int = 5 * 1024 * 1024
     max_event_bytes: int = 1024 * 1024
     max_properties_bytes: int = 64 * 1024
+    # Nesting levels allowed in an event's properties (the object itself is level 1).
+    # orjson cannot write more than 254, so the ceiling keeps every accepted event storable.
+    max_properties_depth: int = Field(default=32, ge=1, le=200)
     future_tolerance_seconds: int = 24 * 3600
     clock_skew_threshold_seconds: int = 150
     session_window_minutes: int = 60

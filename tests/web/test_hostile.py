@@ -6,14 +6,17 @@ batch is refused on its own and the rest are stored; nothing is answered 500.
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
 
 from analytics.dev.processes import WorkerProcess
+from analytics.settings import Settings
 from analytics.storage.projects import NewProject
 from tests.support.stack import auth, post, wait_for
 
@@ -191,3 +194,144 @@ async def test_future_rule_applies_to_the_corrected_time(
     status, answer = await post(http, f"{edge}{ONE}", body, project.public_key)
     assert (status, answer["code"], answer["field"]) == (400, "timestamp_in_future", "timestamp")
     assert "sent_at" in answer["detail"]
+
+
+# 3. Properties nested too deep -------------------------------------------------------
+
+
+def nested(depth: int, *, lists: bool = False) -> bytes:
+    """JSON properties ``depth`` levels deep (the object is level 1), as bytes.
+
+    Written by hand: orjson in this test could not write more than 254 levels either.
+    """
+    if lists:
+        return b'{"a":' + b"[" * (depth - 1) + b"1" + b"]" * (depth - 1) + b"}"
+    return b'{"a":' * depth + b"1" + b"}" * depth
+
+
+def event_bytes(name: str, properties: bytes) -> bytes:
+    return b'{"event_name":"%s","event_source":"w","event_id":"%s","properties":%s}' % (
+        name.encode(),
+        name.encode(),
+        properties,
+    )
+
+
+async def test_properties_too_deep_is_rejected_per_event(
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    settings: Settings,
+    project: NewProject,
+) -> None:
+    limit = settings.max_properties_depth
+    events = [
+        event_bytes("at_limit", nested(limit)),
+        event_bytes("over", nested(limit + 1)),
+        event_bytes("d300", nested(300)),  # orjson writes at most 254 levels: was a 500
+        event_bytes("d1000", nested(1000, lists=True)),  # the body parser's 1,024 minus 3
+        event_bytes("flat", b'{"page": "/"}'),
+    ]
+    body = b'{"events":[' + b",".join(events) + b"]}"
+    status, answer = await post_raw(http, f"{edge}{BATCH}", body, project.public_key)
+    assert status == 202
+    assert (answer["accepted"], answer["rejected"]) == (2, 3)
+    results = by_index(answer)
+    assert set(results) == {1, 2, 3}
+    for result in results.values():
+        assert (result["code"], result["field"]) == ("properties_too_deep", "properties")
+        assert f"the limit is {limit}" in result["detail"]
+    rows = await landed(db, project.project_id, "at_limit", "flat")
+    assert set(rows) == {"at_limit", "flat"}
+    assert orjson.loads(rows["at_limit"]["properties"]) == orjson.loads(nested(limit))
+
+    status, answer = await post_raw(
+        http, f"{edge}{ONE}", event_bytes("one", nested(500)), project.public_key
+    )
+    assert (status, answer["code"], answer["field"]) == (400, "properties_too_deep", "properties")
+
+
+async def test_segment_messages_too_deep_or_too_big_are_rejected_alone(
+    http: aiohttp.ClientSession, edge: str, project: NewProject
+) -> None:
+    # Segment measured each message with orjson before validation: a 500 for the batch.
+    messages = [
+        b'{"type":"track","event":"deep","messageId":"deep","properties":%s}' % nested(300),
+        b'{"type":"track","event":"big","messageId":"big","properties":{"n":18446744073709551616}}',
+        b'{"type":"track","event":"ok","messageId":"ok"}',
+    ]
+    key = base64.b64encode(f"{project.public_key}:".encode()).decode()
+    async with http.post(
+        f"{edge}/v1/batch",
+        data=b'{"batch":[' + b",".join(messages) + b"]}",
+        headers={"Authorization": f"Basic {key}", "Content-Type": "application/json"},
+    ) as resp:
+        assert resp.status == 200
+        answer = await resp.json()
+    assert (answer["accepted"], answer["rejected"]) == (1, 2)
+    assert [(e["index"], e["code"]) for e in answer["errors"]] == [
+        (0, "properties_too_deep"),
+        (1, "properties_invalid"),
+    ]
+
+
+async def test_integers_beyond_64_bits_are_refused_by_name(
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: WorkerProcess,
+    db: asyncpg.Pool,
+    project: NewProject,
+) -> None:
+    body = b'{"events": [%s]}' % b",".join(
+        [
+            event_bytes("big", b'{"n": 18446744073709551616}'),  # 2^64: was stored as a float
+            event_bytes(
+                "nested", b'{"order": {"items": [{"id": 1}, {"id": -9223372036854775809}]}}'
+            ),
+            event_bytes("huge", b'{"h": 1%s}' % (b"0" * 300)),
+            event_bytes(
+                "edges",
+                b'{"max": 18446744073709551615, "min": -9223372036854775808,'
+                b' "f": 1.8446744073709552e19, "s": "123456789012345678901234"}',
+            ),
+        ]
+    )
+    status, answer = await post_raw(http, f"{edge}{BATCH}", body, project.public_key)
+    assert status == 202
+    assert (answer["accepted"], answer["rejected"]) == (1, 3)
+    results = by_index(answer)
+    assert set(results) == {0, 1, 2}
+    for result in results.values():
+        assert (result["code"], result["field"]) == ("properties_invalid", "properties")
+        assert "beyond 64 bits" in result["detail"]
+    assert results[0]["detail"].startswith("properties.n ")
+    assert results[1]["detail"].startswith("properties.order.items[1].id ")
+    assert results[2]["detail"].startswith("properties.h ")
+    rows = await landed(db, project.project_id, "edges")
+    async with db.acquire() as conn:
+        kept = await conn.fetchrow(
+            "SELECT properties->>'max' AS max, properties->>'min' AS min,"
+            " properties->>'s' AS s, jsonb_typeof(properties->'f') AS f"
+            " FROM events WHERE project_id = $1 AND event_id = 'edges'",
+            project.project_id,
+        )
+    assert dict(kept) == {
+        "max": "18446744073709551615",
+        "min": "-9223372036854775808",
+        "s": "123456789012345678901234",
+        "f": "number",
+    }
+    assert set(rows) == {"edges"}
+
+    status, answer = await post_raw(
+        http, f"{edge}{ONE}", event_bytes("one", b'{"n": 18446744073709551616}'), project.public_key
+    )
+    assert (status, answer["code"], answer["field"]) == (400, "properties_invalid", "properties")
+    assert answer["detail"].startswith("properties.n ")
+
+    # Beyond a double's range (about 1e308) orjson cannot read the body at all.
+    status, answer = await post_raw(
+        http, f"{edge}{ONE}", event_bytes("one", b'{"n": 1%s}' % (b"0" * 400)), project.public_key
+    )
+    assert (status, answer["code"], answer["field"]) == (400, "invalid_json", "body")
