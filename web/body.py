@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.web_protocol import RequestPayloadError
 
 from analytics.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -93,9 +94,17 @@ async def _read_limited(request: web.Request, limit: int, *, compressed: bool) -
             if size > limit:
                 raise _too_large(size, limit)
             chunks.append(chunk)
-    except ContentEncodingError as exc:
+    except (ContentEncodingError, RequestPayloadError) as exc:
+        # aiohttp raises RequestPayloadError (caused by ContentEncodingError) for a
+        # corrupt gzip/deflate body; older versions raised ContentEncodingError itself.
+        if isinstance(exc, ContentEncodingError) or isinstance(exc.__cause__, ContentEncodingError):
+            raise BadRequest(
+                "the body could not be decompressed",
+                code="invalid_encoding",
+                field="Content-Encoding",
+            ) from exc
         raise BadRequest(
-            "the body could not be decompressed", code="invalid_encoding", field="Content-Encoding"
+            f"the body could not be read: {exc}", code="invalid_body", field="body"
         ) from exc
     return b"".join(chunks)
 

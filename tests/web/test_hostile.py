@@ -335,3 +335,21 @@ async def test_integers_beyond_64_bits_are_refused_by_name(
         http, f"{edge}{ONE}", event_bytes("one", b'{"n": 1%s}' % (b"0" * 400)), project.public_key
     )
     assert (status, answer["code"], answer["field"]) == (400, "invalid_json", "body")
+
+
+# 4. A corrupt gzip body --------------------------------------------------------------
+
+
+async def test_corrupt_gzip_is_400_invalid_encoding(
+    http: aiohttp.ClientSession, edge: str, project: NewProject
+) -> None:
+    for path in (ONE, BATCH):
+        status, answer = await post_raw(
+            http,
+            f"{edge}{path}",
+            b"this is not gzip at all",
+            project.public_key,
+            **{"Content-Encoding": "gzip"},
+        )
+        assert status == 400
+        assert (answer["code"], answer["field"]) == ("invalid_encoding", "Content-Encoding")
