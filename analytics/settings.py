@@ -26,6 +26,14 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Slow or idle clients (slowloris): a connection must deliver a request's complete
+    # headers within this many seconds of opening (or of the previous answer on a kept-alive
+    # connection), else it is closed; once the headers are in, the whole body must arrive
+    # within the body timeout, else the answer is 408. Beyond the connection cap a new
+    # connection is answered 503 and closed at once.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
+    http_max_connections: int = Field(default=1000, ge=1)
     # The worker's own web server (live figures, /readyz, /metrics): loopback unless the
     # operator opens it (compose sets 0.0.0.0 so the edge can reach every worker).
     worker_web_host: str = "127.0.0.1"

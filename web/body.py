@@ -1,12 +1,17 @@
-"""Reading request bodies: content type, gzip, size limits, JSON.
+"""Reading request bodies: content type, gzip, size limits, a deadline, JSON.
 
 Limits apply to the decompressed size; gzip is inflated in bounded steps so
 a decompression bomb is refused with 413 without ever being held in memory.
+The whole body must arrive within ``HTTP_BODY_TIMEOUT_SECONDS`` of the
+handler starting to read it (right after the headers), else 408: a client
+trickling one byte a second cannot hold a connection for ever.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import re
 from typing import Any
 
@@ -15,7 +20,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
-from analytics.errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from analytics.errors import (
+    BadRequest,
+    ClientDisconnected,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
+from web.app_keys import SETTINGS
+
+log = logging.getLogger(__name__)
 
 JSON_TYPES = frozenset({"application/json", "text/plain", ""})
 
@@ -41,7 +55,14 @@ async def read_json(request: web.Request, limit: int) -> Any:
         )
     # aiohttp inflates gzip/deflate bodies itself, in bounded chunks, so the
     # limit below counts decompressed bytes and a bomb stops at `limit`.
-    raw = await _read_limited(request, limit, compressed=encoding in ("gzip", "deflate"))
+    seconds = request.app[SETTINGS].http_body_timeout_seconds
+    try:
+        async with asyncio.timeout(seconds):
+            raw = await _read_limited(request, limit, compressed=encoding in ("gzip", "deflate"))
+    except TimeoutError as exc:
+        raise RequestTimeout(
+            f"the body did not arrive within {seconds:g} seconds", field="body"
+        ) from exc
     if not raw:
         raise BadRequest("the request body is empty", code="invalid_json", field="body")
     return parse_json(raw)
@@ -105,6 +126,18 @@ async def _read_limited(request: web.Request, limit: int, *, compressed: bool) -
             ) from exc
         raise BadRequest(
             f"the body could not be read: {exc}", code="invalid_body", field="body"
+        ) from exc
+    except ConnectionError as exc:
+        # A client that gives up mid-body is not a server fault: one line, no traceback.
+        log.info(
+            "client %s disconnected after %d body bytes of %s %s",
+            request.remote,
+            size,
+            request.method,
+            request.path,
+        )
+        raise ClientDisconnected(
+            f"the client disconnected after {size} body bytes", field="body"
         ) from exc
     return b"".join(chunks)
 

@@ -6,7 +6,12 @@ batch is refused on its own and the rest are stored; nothing is answered 500.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
+import logging
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +23,8 @@ import pytest
 from analytics.dev.processes import WorkerProcess
 from analytics.settings import Settings
 from analytics.storage.projects import NewProject
-from tests.support.stack import auth, post, wait_for
+from tests.support.raw_http import closed_by_peer, exchange, read_response, request_head
+from tests.support.stack import auth, post, start_edge, wait_for
 
 BATCH = "/api/events/batch/"
 ONE = "/api/events/ingest/"
@@ -353,3 +359,176 @@ async def test_corrupt_gzip_is_400_invalid_encoding(
         )
         assert status == 400
         assert (answer["code"], answer["field"]) == ("invalid_encoding", "Content-Encoding")
+
+
+# 5. Slow and vanishing clients ---------------------------------------------------------
+
+
+class Trickle:
+    """Send bytes one at a time, ``interval`` seconds apart, until done, cut off or stopped."""
+
+    def __init__(self, writer: asyncio.StreamWriter, data: bytes, interval: float) -> None:
+        self.sent = 0
+        self.total = len(data)
+        self.task = asyncio.create_task(self._run(writer, data, interval))
+
+    async def _run(self, writer: asyncio.StreamWriter, data: bytes, interval: float) -> None:
+        try:
+            for byte in data:
+                await asyncio.sleep(interval)
+                writer.write(bytes([byte]))
+                await writer.drain()
+                self.sent += 1
+        except ConnectionError:
+            pass
+
+    async def stop(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+async def test_slow_body_gets_408_and_the_connection_closes(
+    settings_factory: Callable[..., Settings], db: asyncpg.Pool, project: NewProject
+) -> None:
+    settings = settings_factory(http_body_timeout_seconds=1.0)
+    runner = await start_edge(settings)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", settings.http_port)
+        body = orjson.dumps({"events": [{"event_name": "slow", "event_source": "w"}]})
+        headers = {
+            **auth(project.public_key),
+            "Content-Type": "application/json",
+            "Content-Length": str(len(body)),
+        }
+        writer.write(request_head(BATCH, headers))
+        started = time.monotonic()
+        sender = Trickle(writer, body, 0.25)  # the whole body would take 15 s
+        response = await read_response(reader, timeout=10)
+        waited = time.monotonic() - started
+        assert response.status == 408
+        assert response.json()["code"] == "body_timeout"
+        assert response.json()["field"] == "body"
+        assert response.headers["connection"].lower() == "close"
+        assert 0.9 <= waited < 5
+        # No lingering to drain the rest of the trickle: the server closes at once.
+        assert await closed_by_peer(reader, 3)
+        await sender.stop()
+        assert sender.sent < sender.total
+        writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def test_slow_headers_are_cut_off(
+    settings_factory: Callable[..., Settings], db: asyncpg.Pool
+) -> None:
+    settings = settings_factory(http_header_timeout_seconds=1.0)
+    runner = await start_edge(settings)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", settings.http_port)
+        writer.write(b"POST /api/events/ingest/ HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        started = time.monotonic()
+        sender = Trickle(writer, b"X-Slow: " + b"a" * 100, 0.2)  # would take 22 s
+        assert await closed_by_peer(reader, 8)
+        assert 0.9 <= time.monotonic() - started < 5
+        await sender.stop()
+        assert sender.sent < sender.total
+        writer.close()
+    finally:
+        await runner.cleanup()
+
+
+async def rejections(http: aiohttp.ClientSession, edge: str, reason: str) -> float:
+    async with http.get(f"{edge}/metrics") as resp:
+        text = await resp.text()
+    line = f'sa_ingest_rejections_total{{reason="{reason}"}} '
+    return sum(float(row[len(line) :]) for row in text.splitlines() if row.startswith(line))
+
+
+async def test_client_leaving_mid_body_is_one_info_line_and_counted(
+    http: aiohttp.ClientSession,
+    edge: str,
+    settings: Settings,
+    project: NewProject,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    before = await rejections(http, edge, "client_disconnected")
+    _, writer = await asyncio.open_connection("127.0.0.1", settings.http_port)
+    headers = {**auth(project.public_key), "Content-Type": "application/json"}
+    writer.write(request_head(BATCH, {**headers, "Content-Length": "1000"}) + b'{"events": [')
+    await writer.drain()
+    await asyncio.sleep(0.3)  # the handler is reading the body now
+    writer.close()
+
+    async def counted() -> bool:
+        return await rejections(http, edge, "client_disconnected") == before + 1
+
+    await wait_for(counted, timeout=10)
+    await asyncio.sleep(0.3)  # anything logged late would show up now
+    ours = [r for r in caplog.records if "disconnected" in r.getMessage()]
+    assert len(ours) == 1
+    assert (ours[0].levelno, ours[0].name) == (logging.INFO, "web.body")
+    assert ours[0].exc_info is None
+    loud = [
+        r
+        for r in caplog.records
+        if r.levelno >= logging.WARNING and r.name.split(".")[0] in ("web", "aiohttp")
+    ]
+    assert loud == []
+
+
+async def test_connections_beyond_the_cap_get_503(
+    settings_factory: Callable[..., Settings], db: asyncpg.Pool
+) -> None:
+    settings = settings_factory(http_max_connections=2)
+    runner = await start_edge(settings)
+    port = settings.http_port
+    held = [await asyncio.open_connection("127.0.0.1", port) for _ in range(2)]
+    try:
+        await asyncio.sleep(0.3)  # both accepted by the server
+        refused = await exchange(port, b"")
+        assert refused.status == 503
+        assert refused.json()["code"] == "too_many_connections"
+        assert refused.headers["connection"].lower() == "close"
+        # A freed slot serves again.
+        held.pop()[1].close()
+
+        async def served() -> bool:
+            answer = await exchange(port, request_head("/healthz", {}, method="GET"))
+            return answer.status == 200
+
+        await wait_for(served, timeout=10, interval=0.2)
+    finally:
+        for _, writer in held:
+            writer.close()
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status", "code"),
+    [
+        (
+            request_head(ONE, {"X-Big": "a" * 10_000, "Content-Length": "2"}) + b"{}",
+            400,
+            "header_too_large",
+        ),
+        (
+            request_head(ONE, {"Content-Encoding": "br", "Content-Length": "2"}) + b"{}",
+            415,
+            "unsupported_content_encoding",
+        ),
+        (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03 garbage\r\n\r\n", 400, None),
+    ],
+    ids=["oversized-header", "brotli", "not-http"],
+)
+async def test_aiohttp_own_errors_are_json(
+    edge: str, settings: Settings, request_bytes: bytes, status: int, code: str | None
+) -> None:
+    answer = await exchange(settings.http_port, request_bytes)
+    assert answer.status == status
+    assert answer.headers["content-type"].startswith("application/json")
+    body = answer.json()
+    assert body["detail"]
+    assert body["code"] == code if code else body["code"] in ("invalid_request_line", "bad_request")
