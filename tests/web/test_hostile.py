@@ -10,6 +10,7 @@ import asyncio
 import base64
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -202,7 +203,7 @@ async def test_future_rule_applies_to_the_corrected_time(
     assert "sent_at" in answer["detail"]
 
 
-# 3. Properties nested too deep -------------------------------------------------------
+# 3 and 6a. Properties nested too deep, integers beyond 64 bits ----------------------
 
 
 def nested(depth: int, *, lists: bool = False) -> bytes:
@@ -361,7 +362,7 @@ async def test_corrupt_gzip_is_400_invalid_encoding(
         assert (answer["code"], answer["field"]) == ("invalid_encoding", "Content-Encoding")
 
 
-# 5. Slow and vanishing clients ---------------------------------------------------------
+# 5 and 6b. Slow and vanishing clients, aiohttp's own errors ---------------------------
 
 
 class Trickle:
@@ -532,3 +533,30 @@ async def test_aiohttp_own_errors_are_json(
     body = answer.json()
     assert body["detail"]
     assert body["code"] == code if code else body["code"] in ("invalid_request_line", "bad_request")
+
+
+# 6c. The worker's web server address ---------------------------------------------------
+
+
+def listening_hosts(port: int) -> set[str]:
+    """The addresses with a TCP socket listening on ``port``, from /proc/net/tcp{,6}."""
+    hosts = set()
+    for table, family in (("/proc/net/tcp", socket.AF_INET), ("/proc/net/tcp6", socket.AF_INET6)):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, _, hex_port = local.partition(":")
+                if state != "0A" or int(hex_port, 16) != port:  # 0A: LISTEN
+                    continue
+                raw = bytes.fromhex(address)
+                # The kernel prints each 32-bit word in host (little-endian) order.
+                words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+                hosts.add(socket.inet_ntop(family, words))
+    return hosts
+
+
+async def test_worker_web_server_listens_on_loopback_by_default(
+    worker: WorkerProcess, settings: Settings
+) -> None:
+    assert Settings.model_fields["worker_web_host"].default == "127.0.0.1"
+    assert listening_hosts(settings.worker_web_port) == {"127.0.0.1"}
