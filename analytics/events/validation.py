@@ -175,9 +175,12 @@ def properties_text(properties: Any, max_bytes: int, max_depth: int) -> str:
             code="properties_invalid",
             field="properties",
         )
-    # Each level opens a bracket, so fewer brackets than the limit (counting any inside
-    # strings too) prove the depth without a walk.
-    if encoded.count(b"{") + encoded.count(b"[") > max_depth:
+    # Each level opens a bracket, so no more brackets than the limit (counting any inside
+    # strings too) prove the depth without a walk; text shorter than the smallest one
+    # nested too deep (`{"":[[…]]}`, 2 bytes a level) needs no count at all.
+    if len(encoded) > 2 * max_depth + 2 and (
+        len(encoded) - len(encoded.translate(None, b"{[")) > max_depth
+    ):
         check_shape(properties, max_depth)
     return encoded.decode()
 
