@@ -4,9 +4,11 @@
      ├── BadRequest                   400 (field-specific codes, e.g. event_name_too_long)
      ├── Unauthorized                 401 missing_api_key / invalid_api_key
      ├── Forbidden                    403 private_key_not_allowed / public_key_not_allowed
+     ├── RequestTimeout               408 body_timeout (the body did not arrive in time)
      ├── PayloadTooLarge              413 payload_too_large / batch_too_large
      ├── UnsupportedMediaType         415 unsupported_media_type
      ├── RateLimited                  429 rate_limited (with Retry-After)
+     ├── ClientDisconnected           499 client_disconnected (nobody is left to read it)
      └── BufferUnavailable            503 buffer_unavailable (the event was not made durable)
 
 Handlers raise these; ``web.middleware.error_middleware`` turns them into the
@@ -67,6 +69,13 @@ class Forbidden(AnalyticsError):
     default_code = "forbidden"
 
 
+class RequestTimeout(AnalyticsError):
+    """The client sent its headers but not its whole body within the body timeout."""
+
+    status = 408
+    default_code = "body_timeout"
+
+
 class PayloadTooLarge(AnalyticsError):
     """Body (after decompression) or batch over its limit."""
 
@@ -86,6 +95,17 @@ class RateLimited(AnalyticsError):
 
     status = 429
     default_code = "rate_limited"
+
+
+class ClientDisconnected(AnalyticsError):
+    """The client closed the connection before its body was read; nothing was accepted.
+
+    499 is nginx's "client closed request": it only shows in metrics and logs, since
+    nobody is left to read the answer.
+    """
+
+    status = 499
+    default_code = "client_disconnected"
 
 
 class BufferUnavailable(AnalyticsError):

@@ -26,6 +26,14 @@ class Settings(BaseSettings):
 
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    # Slow or idle clients (slowloris): a connection must deliver a request's complete
+    # headers within this many seconds of opening (or of the previous answer on a kept-alive
+    # connection), else it is closed; once the headers are in, the whole body must arrive
+    # within the body timeout, else the answer is 408. Beyond the connection cap a new
+    # connection is answered 503 and closed at once.
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    http_body_timeout_seconds: float = Field(default=60.0, gt=0)
+    http_max_connections: int = Field(default=1000, ge=1)
     # The worker's own web server (live figures, /readyz, /metrics): loopback unless the
     # operator opens it (compose sets 0.0.0.0 so the edge can reach every worker).
     worker_web_host: str = "127.0.0.1"
@@ -47,6 +55,9 @@ class Settings(BaseSettings):
     max_batch_bytes: int = 5 * 1024 * 1024
     max_event_bytes: int = 1024 * 1024
     max_properties_bytes: int = 64 * 1024
+    # Nesting levels allowed in an event's properties (the object itself is level 1).
+    # orjson cannot write more than 254, so the ceiling keeps every accepted event storable.
+    max_properties_depth: int = Field(default=32, ge=1, le=200)
     future_tolerance_seconds: int = 24 * 3600
     clock_skew_threshold_seconds: int = 150
     session_window_minutes: int = 60

@@ -1,7 +1,9 @@
 """The aiohttp edge: ``make_edge(settings)`` builds the application.
 
 Each resource (PostgreSQL pool, Redis client) is opened and closed by one
-cleanup context and stored under a typed ``web.AppKey``.
+cleanup context and stored under a typed ``web.AppKey``. ``edge_runner``
+serves it with the connection guards of ``web.server`` (header deadline,
+connection cap, protocol errors as JSON).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -22,6 +25,7 @@ from web.app_keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CAC
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
 from web.middleware import error_middleware
+from web.server import EdgeRunner
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +89,19 @@ def make_edge(settings: Settings) -> web.Application:
     return app
 
 
+def edge_runner(settings: Settings, **kwargs: Any) -> EdgeRunner:
+    """A runner for the edge application; ``kwargs`` go to ``web.AppRunner``."""
+    return EdgeRunner(
+        make_edge(settings),
+        header_timeout=settings.http_header_timeout_seconds,
+        max_connections=settings.http_max_connections,
+        **kwargs,
+    )
+
+
 async def serve_edge(settings: Settings) -> None:
     """Serve the edge until SIGINT/SIGTERM, then drain in-flight requests and close."""
-    runner = web.AppRunner(make_edge(settings), access_log=None, shutdown_timeout=10)
+    runner = edge_runner(settings, access_log=None, shutdown_timeout=10)
     await runner.setup()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -93,6 +93,7 @@ def _context(
         cookie_user_id=uid,
         sent_at_us=None if sent_at is None else parse_time(sent_at, "sent_at"),
         max_properties_bytes=settings.max_properties_bytes,
+        max_properties_depth=settings.max_properties_depth,
         future_tolerance_us=settings.future_tolerance_seconds * 1_000_000,
         skew_threshold_us=settings.clock_skew_threshold_seconds * 1_000_000,
         session_window_minutes=project.session_window_minutes,

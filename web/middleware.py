@@ -34,7 +34,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except AnalyticsError as error:
         metrics.INGEST_REJECTIONS.labels(error.code).inc()
-        return error_response(error)
+        response = error_response(error)
+        if not request.content.is_eof():
+            # Refused before the whole body was read (too large, too slow, corrupt): the
+            # connection cannot carry another request, so the client is told it ends here.
+            response.force_close()
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

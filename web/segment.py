@@ -64,7 +64,13 @@ def to_event(message: Any, kind: str | None = None) -> Any:
     kind = kind or message.get("type")
     if kind not in TYPES:
         return {"event_source": "segment", "event_name": None}
-    if len(orjson.dumps(message)) > MESSAGE_LIMIT:
+    try:
+        size = len(orjson.dumps(message))
+    except orjson.JSONEncodeError:
+        # Nested past 254 levels or an integer beyond 64 bits: validation refuses it
+        # by name when it is in the properties, and nothing else is stored.
+        size = 0
+    if size > MESSAGE_LIMIT:
         return {"event_source": "segment", "event_name": kind, "properties": "too large"}
     props: Any
     if kind in ("track", "page", "screen"):

@@ -3,6 +3,11 @@
 Written as explicit per-field rules rather than a generic model so each
 failure carries the stable code and the field SPEC §4 promises
 (``event_name_too_long``, ``properties_too_large``, ``timestamp_in_future``…).
+
+Every rule runs per event, so the common case stays in C: properties are
+serialized once by orjson, and only text that could break a rule (more opening
+brackets than the depth limit, or text orjson refuses to write) is walked in
+Python, iteratively, so no nesting depth can exhaust the stack.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import orjson
 
@@ -32,6 +37,7 @@ class RequestContext:
     cookie_user_id: str | None
     sent_at_us: int | None
     max_properties_bytes: int
+    max_properties_depth: int
     future_tolerance_us: int
     skew_threshold_us: int
     session_window_minutes: int
@@ -99,6 +105,125 @@ def in_range(micros: int, field: str) -> int:
         raise BadRequest(f"{field} {exc}", code=f"{field}_out_of_range", field=field) from exc
 
 
+def corrected_time(timestamp_us: int, sent_at_us: int | None, ctx: RequestContext) -> int:
+    """The event time shifted by the client's clock skew, held to every time rule.
+
+    The skew (server now - ``sent_at``) applies only beyond the threshold. The range
+    (1900 to 8999) and the 24-hour future rule apply to the time that is stored, so a
+    far-off ``sent_at`` cannot push an accepted event out of range.
+    """
+    corrected = timestamp_us
+    if sent_at_us is not None:
+        skew = ctx.now_us - sent_at_us
+        if abs(skew) > ctx.skew_threshold_us:
+            corrected += skew
+    if corrected != timestamp_us:
+        try:
+            check_range_us(corrected)
+        except InvalidTime as exc:
+            raise BadRequest(
+                f"timestamp corrected by sent_at for the client's clock skew {exc}",
+                code="timestamp_out_of_range",
+                field="timestamp",
+            ) from exc
+    if corrected - ctx.now_us > ctx.future_tolerance_us:
+        raise BadRequest(
+            "timestamp is more than 24 hours ahead of the server clock"
+            + (" once corrected by sent_at" if corrected != timestamp_us else ""),
+            code="timestamp_in_future",
+            field="timestamp",
+        )
+    return corrected
+
+
+# The 64-bit range orjson writes: JSON integers outside it cannot be stored exactly.
+_INT_MIN = -(2**63)
+_INT_MAX = 2**64 - 1
+
+# Where a value sits in properties: (parent path, key or index), None for the object itself.
+_Path: TypeAlias = tuple[Any, str | int] | None
+
+
+def properties_text(properties: Any, max_bytes: int, max_depth: int) -> str:
+    """``properties`` as the JSON text to store; a 400 naming the rule it breaks."""
+    if properties is None:
+        return "{}"
+    if not isinstance(properties, dict):
+        raise BadRequest(
+            f"properties must be a JSON object, not {type(properties).__name__}",
+            code="properties_invalid",
+            field="properties",
+        )
+    try:
+        encoded = orjson.dumps(properties)
+    except orjson.JSONEncodeError as exc:
+        # orjson writes at most 254 levels and 64-bit integers; say which rule is broken.
+        check_shape(properties, max_depth)
+        raise BadRequest(
+            f"properties cannot be serialized: {exc}", code="properties_invalid", field="properties"
+        ) from exc
+    if len(encoded) > max_bytes:
+        raise BadRequest(
+            f"properties is {len(encoded)} bytes serialized; the limit is {max_bytes}",
+            code="properties_too_large",
+            field="properties",
+        )
+    if b"\\u0000" in encoded:
+        # PostgreSQL's jsonb cannot hold U+0000 anywhere in a value or key.
+        raise BadRequest(
+            "properties must not contain NUL (U+0000) characters",
+            code="properties_invalid",
+            field="properties",
+        )
+    # Each level opens a bracket, so no more brackets than the limit (counting any inside
+    # strings too) prove the depth without a walk; text shorter than the smallest one
+    # nested too deep (`{"":[[…]]}`, 2 bytes a level) needs no count at all.
+    if len(encoded) > 2 * max_depth + 2 and (
+        len(encoded) - len(encoded.translate(None, b"{[")) > max_depth
+    ):
+        check_shape(properties, max_depth)
+    return encoded.decode()
+
+
+def check_shape(properties: dict[str, Any], max_depth: int) -> None:
+    """A 400 if ``properties`` nests deeper than ``max_depth`` or holds an integer beyond 64 bits.
+
+    The object itself is level 1. Walked with an explicit stack, never recursion; a
+    path is a chain of ``(parent, key)`` pairs, spelled out only for the error.
+    """
+    stack: list[tuple[Any, int, _Path]] = [(properties, 1, None)]
+    while stack:
+        node, depth, path = stack.pop()
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        for key, value in items:
+            if isinstance(value, dict | list):
+                if depth >= max_depth:
+                    raise BadRequest(
+                        f"properties nest more than {max_depth} levels deep;"
+                        f" the limit is {max_depth}",
+                        code="properties_too_deep",
+                        field="properties",
+                    )
+                stack.append((value, depth + 1, (path, key)))
+            elif type(value) is int and not _INT_MIN <= value <= _INT_MAX:
+                raise BadRequest(
+                    f"{_spell((path, key))} is an integer beyond 64 bits;"
+                    " integers must lie in -2^63 .. 2^64-1 (send larger ones as strings)",
+                    code="properties_invalid",
+                    field="properties",
+                )
+
+
+def _spell(path: _Path) -> str:
+    """``properties.order.items[2].id`` from a ``(parent, key)`` chain."""
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key[:64]}")
+    text = "properties" + "".join(reversed(parts))
+    return text if len(text) <= 300 else text[:300] + "…"
+
+
 def validate_event(body: Any, ctx: RequestContext, *, sample_rate: float = 1.0) -> EventRow:
     """Check one event and fill its defaults; ``event_source_id`` is left 0 for the caller."""
     if not isinstance(body, dict):
@@ -110,48 +235,18 @@ def validate_event(body: Any, ctx: RequestContext, *, sample_rate: float = 1.0) 
     user_id = _text(body, "user_id", required=False, max_len=255)
     session_id = _text(body, "session_id", required=False, max_len=255)
 
-    properties = body.get("properties")
-    if properties is None:
-        props_text = "{}"
-    elif not isinstance(properties, dict):
-        raise BadRequest(
-            f"properties must be a JSON object, not {type(properties).__name__}",
-            code="properties_invalid",
-            field="properties",
-        )
-    else:
-        encoded = orjson.dumps(properties)
-        if len(encoded) > ctx.max_properties_bytes:
-            raise BadRequest(
-                f"properties is {len(encoded)} bytes serialized;"
-                f" the limit is {ctx.max_properties_bytes}",
-                code="properties_too_large",
-                field="properties",
-            )
-        if b"\\u0000" in encoded:
-            # PostgreSQL's jsonb cannot hold U+0000 anywhere in a value or key.
-            raise BadRequest(
-                "properties must not contain NUL (U+0000) characters",
-                code="properties_invalid",
-                field="properties",
-            )
-        props_text = encoded.decode()
+    props_text = properties_text(
+        body.get("properties"), ctx.max_properties_bytes, ctx.max_properties_depth
+    )
 
     raw_ts = body.get("timestamp")
-    timestamp_us = ctx.now_us if raw_ts is None else parse_time(raw_ts, "timestamp")
     sent_at_us = ctx.sent_at_us
     if body.get("sent_at") is not None:
         sent_at_us = parse_time(body["sent_at"], "sent_at")
-    if sent_at_us is not None and raw_ts is not None:
-        skew = ctx.now_us - sent_at_us
-        if abs(skew) > ctx.skew_threshold_us:
-            timestamp_us += skew
-    if timestamp_us - ctx.now_us > ctx.future_tolerance_us:
-        raise BadRequest(
-            "timestamp is more than 24 hours ahead of the server clock",
-            code="timestamp_in_future",
-            field="timestamp",
-        )
+    if raw_ts is None:
+        timestamp_us = ctx.now_us  # the server's own clock needs no correction
+    else:
+        timestamp_us = corrected_time(parse_time(raw_ts, "timestamp"), sent_at_us, ctx)
 
     if user_id is None:
         user_id = ctx.cookie_user_id or anonymous_user_id(ctx.ip_address, ctx.user_agent, ctx.salt)

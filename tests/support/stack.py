@@ -18,7 +18,7 @@ from aiohttp import web
 
 from analytics.dev.broker import free_port
 from analytics.settings import Settings
-from web.app import make_edge
+from web.app import edge_runner
 
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -46,7 +46,8 @@ def make_settings(broker: str, database: str, run_dir: Path, **overrides: Any) -
 
 
 async def start_edge(settings: Settings) -> web.AppRunner:
-    runner = web.AppRunner(make_edge(settings))
+    """The edge as production serves it (``edge_runner``), on ``settings.http_port``."""
+    runner = edge_runner(settings)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", settings.http_port).start()
     return runner
