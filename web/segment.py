@@ -196,8 +196,8 @@ def rejected_answer(
         f"{len(rejected)} of {total} messages rejected"
         f"{f', the other {others} accepted' if others else ''}: {named}"
     )
-    codes = ", ".join(f"{r['index']} {r['code']}" for r in rejected[:NAMED_LIMIT])
-    reason = "".join(c for c in f"Bad Request: rejected message {codes}" if " " <= c <= "~")
+    codes = ", ".join(f"message {r['index']} ({r['code']})" for r in rejected[:NAMED_LIMIT])
+    reason = "".join(c for c in f"Bad Request: rejected {codes}" if " " <= c <= "~")
     single = kind is not None and len(rejected) == 1
     body = {
         "code": rejected[0]["code"] if single else "messages_rejected",
