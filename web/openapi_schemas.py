@@ -187,6 +187,7 @@ def _answer_schemas() -> dict[str, Schema]:
                     "type": {"enum": ["track", "page", "screen", "identify", "group", "alias"]},
                     "event": STR,
                     "name": STR,
+                    "category": STR,
                     "userId": STR,
                     "anonymousId": STR,
                     "messageId": STR,
@@ -218,7 +219,10 @@ def _answer_schemas() -> dict[str, Schema]:
             accepted=COUNT,
             sampled=COUNT,
             rejected=COUNT,
-            errors=_described(_list(_ref("BatchItemResult")), "The messages rejected, by index."),
+            errors=_described(
+                _list(_ref("BatchItemResult")),
+                "Empty: a rejected message makes the answer a 400 (SegmentError).",
+            ),
         ),
         "StoredEvent": _object(
             event_id=STR,

@@ -215,6 +215,18 @@ async def test_segment_malformed_messages_are_rejected_by_index(
     for index in (0, 1, 3, 4, 5):
         assert f"message {index}: " in body["message"]
     assert "message 2:" not in body["message"]
+    # The reason phrase names them too, for SDKs that read no body (Segment's Node SDK).
+    async with http.post(
+        f"{edge}/v1/batch",
+        data=orjson.dumps(batch),
+        headers={"Content-Type": "application/json", **basic(project.public_key)},
+    ) as resp:
+        assert resp.status == 400
+        assert resp.reason == (
+            "Bad Request: rejected message 0 (properties_invalid), message 1"
+            " (properties_invalid), message 3 (type_invalid), message 4 (event_invalid),"
+            " message 5 (message_too_large)"
+        )
 
 
 async def test_segment_future_and_clock_skew(
