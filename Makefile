@@ -11,6 +11,12 @@ PKGS := analytics agents tables web
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
 	$(UV) sync --extra embedded --quiet
+	@# Segment's Node SDK for tests/web/test_sdks.py (package.json); again only when the lock changed.
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm not found: the Node SDK tests will be skipped"; \
+	elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
+		npm ci --no-audit --no-fund --loglevel=error; \
+	fi
 
 run: install
 	$(UV) run --no-sync python -m analytics.dev.devstack

@@ -46,3 +46,18 @@ def client_ip(request: web.Request, trusted: tuple[Network, ...]) -> str | None:
         return hops[0] if hops else peer
     real = request.headers.get("X-Real-IP")
     return real.strip() if real else peer
+
+
+def relayed_ip(sender: str | None, claimed: object, trusted: tuple[Network, ...]) -> str | None:
+    """The address a relay states for its user (Segment's ``context.ip``), or ``sender``.
+
+    The claim is one more forwarded hop: believed only when ``sender`` (the
+    request's client address, already resolved through trusted proxies) is
+    itself a trusted proxy, and only when it is an IP address.
+    """
+    if not isinstance(claimed, str) or not _trusted(sender, trusted):
+        return sender
+    try:
+        return str(ipaddress.ip_address(claimed.strip()))
+    except ValueError:
+        return sender

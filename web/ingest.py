@@ -9,15 +9,16 @@ concurrent requests).
 
 from __future__ import annotations
 
-import secrets
 import time
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
 
 from aiohttp import web
 
 from analytics import metrics
 from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLarge, RateLimited
+from analytics.events.anonymous_ids import anonymous_user_id
 from analytics.events.models import EventRow
 from analytics.events.validation import RequestContext, parse_time, validate_event
 from analytics.projects.api_keys import KeyKind, bearer
@@ -28,8 +29,8 @@ from analytics.storage.projects import KeyRecord
 from web.app_keys import BUFFER, KEY_CACHE, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.audit import AUDIT
 from web.body import read_json
-from web.client import client_ip, parse_networks
-from web.middleware import json_response
+from web.client import Network, client_ip, parse_networks
+from web.middleware import json_response, measured
 
 COOKIE_NAME = "sa_uid"
 COOKIE_MAX_AGE = 2 * 365 * 86_400
@@ -67,28 +68,56 @@ class BrowserCookie:
     is_new: bool
 
 
-def browser_cookie(request: web.Request, origin: str | None) -> BrowserCookie:
-    """A browser (it sent an Origin) keeps one id in a first-party cookie; others get none."""
+def _valid_cookie(value: str) -> bool:
+    # Ours are 32 hex digits (older edges) or ``anon_`` + 24 hex digits.
+    return 8 <= len(value) <= 64 and value.replace("_", "").isalnum() and value.isascii()
+
+
+def browser_cookie(
+    request: web.Request, origin: str | None, ip: str | None, salt: str
+) -> BrowserCookie:
+    """A browser (it sent an Origin) keeps one id in a first-party cookie; others get none.
+
+    Without the cookie (a ``fetch`` without credentials, a browser that blocks
+    cookies, the first visit) the id is the one any client without a user id
+    gets, the hash of (IP, User-Agent, project salt), so such requests from one
+    browser agree with each other; the cookie is then set to that same id and
+    keeps it when the IP changes.
+    """
     cookie = request.cookies.get(COOKIE_NAME)
-    if cookie and 8 <= len(cookie) <= 64 and cookie.isalnum():
+    if cookie and _valid_cookie(cookie):
         return BrowserCookie(cookie, False)
     if origin is not None:
-        return BrowserCookie(secrets.token_hex(16), True)
+        derived = anonymous_user_id(ip, request.headers.get("User-Agent"), salt)
+        return BrowserCookie(derived, True)
     return BrowserCookie(None, False)
+
+
+def trusted_networks(request: web.Request, project: ProjectSettings) -> tuple[Network, ...]:
+    """The proxies whose forwarded addresses are believed: the edge's and the project's."""
+    trusted = request.app[TRUSTED_PROXIES]
+    if project.trusted_proxies:
+        trusted = trusted + parse_networks(project.trusted_proxies)
+    return trusted
+
+
+class Sender(NamedTuple):
+    """The client an event is about when a relay states it (a server-side SDK sending on
+    behalf of its user): replaces the request's IP and User-Agent for that one event."""
+
+    ip_address: str | None
+    user_agent: str | None
 
 
 def _context(
     request: web.Request, record: KeyRecord, project: ProjectSettings, uid: str | None, sent_at: Any
 ) -> RequestContext:
     settings = request.app[SETTINGS]
-    trusted = request.app[TRUSTED_PROXIES]
-    if project.trusted_proxies:
-        trusted = trusted + parse_networks(project.trusted_proxies)
     return RequestContext(
         project_id=record.project_id,
         salt=record.salt,
         now_us=time.time_ns() // 1000,
-        ip_address=client_ip(request, trusted),
+        ip_address=client_ip(request, trusted_networks(request, project)),
         user_agent=request.headers.get("User-Agent"),
         cookie_user_id=uid,
         sent_at_us=None if sent_at is None else parse_time(sent_at, "sent_at"),
@@ -167,15 +196,30 @@ async def ingest_events(
     sent_at: Any,
     *,
     single: bool,
+    skew_threshold_us: int | None = None,
+    senders: Sequence[Sender | None] | None = None,
 ) -> tuple[Outcome, list[dict[str, Any]]]:
-    """Validate, sample, rate-limit and buffer events; per-event rejections unless ``single``."""
+    """Validate, sample, rate-limit and buffer events; per-event rejections unless ``single``.
+
+    ``skew_threshold_us`` replaces the settings' clock-skew threshold (0: always
+    correct by ``sent_at``, Segment's rule); ``senders[i]``, when given, is the
+    IP and User-Agent of event ``i`` instead of the request's.
+    """
     app = request.app
     ctx = _context(request, record, project, browser.user_id, sent_at)
+    if skew_threshold_us is not None:
+        ctx = replace(ctx, skew_threshold_us=skew_threshold_us)
     valid: list[tuple[int, EventRow]] = []
     results: list[dict[str, Any]] = []
     for index, event in enumerate(events):
+        sender = senders[index] if senders is not None else None
+        own = (
+            ctx
+            if sender is None
+            else replace(ctx, ip_address=sender.ip_address, user_agent=sender.user_agent)
+        )
         try:
-            valid.append((index, validate_event(event, ctx)))
+            valid.append((index, validate_event(event, own)))
         except AnalyticsError as error:
             if single:
                 raise
@@ -205,7 +249,8 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
     record = await _authenticate(request, body)
     project = app[KEY_CACHE].settings_of(record)
     origin = check_origin(request, project)
-    browser = browser_cookie(request, origin)
+    ip = client_ip(request, trusted_networks(request, project))
+    browser = browser_cookie(request, origin, ip, record.salt)
     if batch:
         if not isinstance(body, dict):
             raise BadRequest(
@@ -267,29 +312,16 @@ def _count(project_id: str, kept: int, sampled: int, results: list[dict[str, Any
             metrics.INGEST_REJECTIONS.labels(result["code"]).inc()
 
 
-async def _measured(request: web.Request, endpoint: str, limit: int, batch: bool) -> web.Response:
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await _accept(request, limit, batch)
-        status = response.status
-        return response
-    except AnalyticsError as error:
-        status = error.status
-        raise
-    finally:
-        metrics.INGEST_REQUESTS.labels(endpoint, str(status)).inc()
-        metrics.INGEST_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
-
-
+@measured("ingest")
 async def ingest_one(request: web.Request) -> web.Response:
     """POST /api/events/ingest/ — one event; 202 once it is durable in the buffer."""
-    return await _measured(request, "ingest", request.app[SETTINGS].max_event_bytes, False)
+    return await _accept(request, request.app[SETTINGS].max_event_bytes, False)
 
 
+@measured("batch")
 async def ingest_batch(request: web.Request) -> web.Response:
     """POST /api/events/batch/ — up to 1,000 events, each validated on its own."""
-    return await _measured(request, "batch", request.app[SETTINGS].max_batch_bytes, True)
+    return await _accept(request, request.app[SETTINGS].max_batch_bytes, True)
 
 
 async def preflight(request: web.Request) -> web.Response:

@@ -75,10 +75,10 @@ def _json(schema: Schema, description: str, headers: Schema | None = None) -> Sc
     return response
 
 
-def _errors(descriptions: dict[int, str]) -> dict[str, Schema]:
-    """Error responses by status, each an ``Error`` body (429 and 503 with Retry-After)."""
+def _errors(descriptions: dict[int, str], schema: str = "Error") -> dict[str, Schema]:
+    """Error responses by status, each a ``schema`` body (429 and 503 with Retry-After)."""
     return {
-        str(status): _json(_ref("Error"), text, RETRY_AFTER if status in (429, 503) else None)
+        str(status): _json(_ref(schema), text, RETRY_AFTER if status in (429, 503) else None)
         for status, text in descriptions.items()
     }
 
@@ -141,7 +141,9 @@ def _segment(kind: str) -> Schema:
     """A Segment HTTP Tracking API call (``web.segment``)."""
     body = _ref("SegmentBatch" if kind in ("batch", "import") else "SegmentMessage")
     errors = {
-        400: "invalid_json, batch_invalid or sent_at_invalid: the whole request is refused.",
+        400: "invalid_json, batch_invalid or sent_at_invalid: the whole request is refused;"
+        " or messages_rejected (a message's own code on a single call): the messages listed"
+        " in errors were rejected, the others accepted.",
         401: "missing_api_key or invalid_api_key.",
         403: "private_key_not_allowed, or origin_not_allowed.",
         413: "payload_too_large: 32 KB per message, 500 KB per batch.",
@@ -154,13 +156,14 @@ def _segment(kind: str) -> Schema:
         "tags": ["segment"],
         "summary": f"Segment-compatible {kind}",
         "description": "For Segment SDKs: the write key is the project's public key, as the"
-        " Basic-auth user name, a Bearer token or writeKey in the body. A message that fails"
-        " validation is listed in errors; the others are accepted.",
+        " Basic-auth user name, a Bearer token or writeKey in the body. When a message fails"
+        " validation the others are still accepted and the answer is a 400 whose message"
+        " names each rejected index and why (the SDKs report a 400 and do not retry it).",
         "security": [{"segmentWriteKey": []}, {"publicKey": []}, {}],
         "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
         "responses": {
             "200": _json(_ref("SegmentResult"), "Accepted: every kept message is durable."),
-            **_errors(errors),
+            **_errors(errors, "SegmentError"),
         },
     }
 

@@ -150,6 +150,17 @@ def _answer_schemas() -> dict[str, Schema]:
         field=_described(STR, "The field at fault, if one is."),
     )
     error["required"] = ["code", "detail"]
+    segment_error = _object(
+        code=_described(STR, "Stable: messages_rejected, or the error's own code."),
+        detail=_described(STR, "For humans."),
+        field=_described(STR, "The field at fault, if one is."),
+        message=_described(STR, "The same text as detail, where Segment's SDKs look."),
+        success={"const": False},
+        accepted=COUNT,
+        sampled=COUNT,
+        rejected=COUNT,
+        errors=_described(_list(_ref("BatchItemResult")), "The messages rejected, by index."),
+    )
     return {
         "Error": _described(error, 'Every error answer: {"code", "detail", "field"?}.'),
         "Accepted": _object(status={"const": "accepted"}, sampled=BOOL),
@@ -176,6 +187,7 @@ def _answer_schemas() -> dict[str, Schema]:
                     "type": {"enum": ["track", "page", "screen", "identify", "group", "alias"]},
                     "event": STR,
                     "name": STR,
+                    "category": STR,
                     "userId": STR,
                     "anonymousId": STR,
                     "messageId": STR,
@@ -194,12 +206,23 @@ def _answer_schemas() -> dict[str, Schema]:
         "SegmentBatch": _object(
             batch=_list(_ref("SegmentMessage")), sentAt=DATE_TIME, writeKey=STR
         ),
+        "SegmentError": _described(
+            {
+                **segment_error,
+                "required": ["code", "detail", "message"],
+            },
+            "An error on a Segment endpoint: the Error fields, message (what Segment's SDKs"
+            " read) and, when messages were rejected, what became of each.",
+        ),
         "SegmentResult": _object(
             success={"const": True},
             accepted=COUNT,
             sampled=COUNT,
             rejected=COUNT,
-            errors=_described(_list(_ref("BatchItemResult")), "The messages rejected, by index."),
+            errors=_described(
+                _list(_ref("BatchItemResult")),
+                "Empty: a rejected message makes the answer a 400 (SegmentError).",
+            ),
         ),
         "StoredEvent": _object(
             event_id=STR,

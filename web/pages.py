@@ -1,4 +1,5 @@
-"""The human-facing page: ``/dashboard/`` (static HTML; the key stays in the browser)."""
+"""The human-facing page: ``/dashboard/`` (static HTML; the key stays in the browser),
+and its icon at ``/favicon.ico`` (a 16x16 PNG inside an ICO, 127 bytes)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from importlib import resources
 from aiohttp import web
 
 _PAGE = resources.files("web") / "static" / "dashboard.html"
+_ICON = resources.files("web") / "static" / "favicon.ico"
 
 
 async def dashboard_page(request: web.Request) -> web.Response:
@@ -19,10 +21,18 @@ async def dashboard_page(request: web.Request) -> web.Response:
     return response
 
 
+async def favicon(request: web.Request) -> web.Response:
+    """The icon browsers ask for (the page links it too, so none is left asking)."""
+    response = web.Response(body=_ICON.read_bytes(), content_type="image/x-icon")
+    response.headers["Cache-Control"] = "public, max-age=86400"
+    return response
+
+
 def add_routes(app: web.Application) -> None:
-    """Register ``/dashboard/`` (and ``/dashboard`` redirecting to it)."""
+    """Register ``/dashboard/`` (and ``/dashboard`` redirecting to it) and ``/favicon.ico``."""
     app.router.add_get("/dashboard/", dashboard_page)
     app.router.add_get("/dashboard", _to_slash)
+    app.router.add_get("/favicon.ico", favicon)
 
 
 async def _to_slash(request: web.Request) -> web.Response:

