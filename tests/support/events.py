@@ -27,6 +27,7 @@ def request_context(**overrides: Any) -> RequestContext:
         cookie_user_id=None,
         sent_at_us=None,
         max_properties_bytes=64 * 1024,
+        max_properties_depth=32,
         future_tolerance_us=24 * 3600 * SECOND_US,
         skew_threshold_us=150 * SECOND_US,
         session_window_minutes=60,

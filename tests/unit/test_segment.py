@@ -16,12 +16,17 @@ from analytics.errors import BadRequest
 from analytics.events.times import to_us
 from analytics.events.validation import validate_event
 from tests.support.events import SERVER_NOW, request_context
-from web.segment import MESSAGE_LIMIT, _write_key, to_event
+from web.segment import MESSAGE_LIMIT, _write_key, shape_error, to_event
+
+
+def _to_event(message: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
+    """``to_event`` with the kind a message names itself, as the edge calls it."""
+    return to_event(message, kind or message["type"])
 
 
 def validated_or_error(message: Any, kind: str | None = None) -> BadRequest:
     with pytest.raises(BadRequest) as caught:
-        validate_event(to_event(message, kind), request_context())
+        validate_event(_to_event(message, kind), request_context())
     return caught.value
 
 
@@ -37,10 +42,14 @@ def test_track_maps_every_field() -> None:
         "sentAt": "2026-02-01T10:00:01Z",
         "context": {"library": {"name": "analytics-node", "version": "6.0"}},
     }
-    assert to_event(message) == {
+    assert _to_event(message) == {
         "event_name": "Order Completed",
         "event_source": "analytics-node",
-        "properties": {"total": 30},
+        # the library is kept in properties.context, by Segment's own names
+        "properties": {
+            "total": 30,
+            "context": {"library": {"name": "analytics-node", "version": "6.0"}},
+        },
         "event_id": "m1",
         "user_id": "u1",  # userId wins over anonymousId
         "timestamp": "2026-02-01T10:00:00Z",
@@ -64,23 +73,23 @@ def test_track_maps_every_field() -> None:
 def test_names_and_properties_per_type(
     message: dict[str, Any], name: str, properties: dict[str, Any] | None
 ) -> None:
-    event = to_event({**message, "userId": "u1"})
+    event = _to_event({**message, "userId": "u1"})
     assert event["event_name"] == name
     if properties is not None:
         assert event["properties"] == properties
 
 
 def test_page_name_goes_into_the_properties_unless_they_have_one() -> None:
-    page = to_event({"type": "page", "name": "Home", "properties": {"path": "/"}})
+    page = _to_event({"type": "page", "name": "Home", "properties": {"path": "/"}})
     assert page["properties"] == {"path": "/", "name": "Home"}
-    own = to_event({"type": "page", "name": "Home", "properties": {"name": "Landing"}})
+    own = _to_event({"type": "page", "name": "Home", "properties": {"name": "Landing"}})
     assert own["properties"] == {"name": "Landing"}
     # Track events keep their properties as sent.
-    assert to_event({"type": "track", "event": "x", "name": "N"})["properties"] == {}
+    assert _to_event({"type": "track", "event": "x", "name": "N"})["properties"] == {}
 
 
 def test_group_adds_its_group_id() -> None:
-    event = to_event({"type": "group", "groupId": "g9", "traits": {"n": 3}})
+    event = _to_event({"type": "group", "groupId": "g9", "traits": {"n": 3}})
     assert event["properties"] == {"n": 3, "groupId": "g9"}
 
 
@@ -95,7 +104,7 @@ def test_group_adds_its_group_id() -> None:
     ],
 )
 def test_user_id_from_user_or_anonymous_id(ids: dict[str, Any], user_id: str | None) -> None:
-    event = to_event({"type": "track", "event": "x", **ids})
+    event = _to_event({"type": "track", "event": "x", **ids})
     assert event.get("user_id") == user_id
 
 
@@ -104,18 +113,18 @@ def test_user_id_from_user_or_anonymous_id(ids: dict[str, Any], user_id: str | N
     [None, "not an object", {}, {"library": "x"}, {"library": {}}, {"library": {"name": ""}}],
 )
 def test_source_defaults_to_segment(context: Any) -> None:
-    event = to_event({"type": "track", "event": "x", "context": context})
+    event = _to_event({"type": "track", "event": "x", "context": context})
     assert event["event_source"] == "segment"
 
 
 def test_the_endpoint_kind_wins_over_the_body() -> None:
     # POST /v1/page: the message needs no "type".
-    assert to_event({"name": "Pricing"}, "page")["event_name"] == "page_view"
-    assert to_event({"type": "track", "event": "x"}, "screen")["event_name"] == "screen_view"
+    assert _to_event({"name": "Pricing"}, "page")["event_name"] == "page_view"
+    assert _to_event({"type": "track", "event": "x"}, "screen")["event_name"] == "screen_view"
 
 
 def test_without_message_id_the_edge_makes_the_event_id() -> None:
-    event = to_event({"type": "track", "event": "x", "userId": "u"})
+    event = _to_event({"type": "track", "event": "x", "userId": "u"})
     assert "event_id" not in event
     assert len(validate_event(event, request_context()).event_id) == 36  # a UUID
 
@@ -132,7 +141,7 @@ def test_a_mapped_message_validates_into_the_expected_row() -> None:
         "timestamp": stamped.isoformat(),
         "sentAt": sent_at.isoformat(),
     }
-    row = validate_event(to_event(message), request_context())
+    row = validate_event(_to_event(message), request_context())
     assert (row.event_name, row.event_source, row.event_id, row.user_id) == (
         "Signed Up",
         "segment",
@@ -148,9 +157,6 @@ def test_a_mapped_message_validates_into_the_expected_row() -> None:
     ("message", "code"),
     [
         ({"type": "track", "userId": "u"}, "event_name_required"),  # no event name
-        ({"type": "unknown", "userId": "u"}, "event_name_required"),
-        ({"userId": "u"}, "event_name_required"),  # no type at /v1/batch
-        ("not a message", "event_invalid"),
         ({"type": "track", "event": "x", "properties": [1, 2]}, "properties_invalid"),
         ({"type": "identify", "traits": "nope"}, "properties_invalid"),
         ({"type": "track", "event": "x", "messageId": 7}, "event_id_invalid"),
@@ -160,12 +166,29 @@ def test_malformed_messages_are_rejected_by_validation(message: Any, code: str) 
     assert validated_or_error(message).code == code
 
 
-def test_a_message_over_32_kb_is_rejected() -> None:
-    big = {"type": "track", "event": "x", "properties": {"blob": "x" * MESSAGE_LIMIT}}
-    error = validated_or_error(big)
-    assert error.field == "properties"
+@pytest.mark.parametrize(
+    ("message", "code", "field"),
+    [
+        ({"type": "unknown", "userId": "u"}, "type_invalid", "type"),
+        ({"userId": "u"}, "type_invalid", "type"),  # no type at /v1/batch
+        ("not a message", "event_invalid", "message"),
+        (
+            {"type": "track", "event": "x", "properties": {"blob": "x" * MESSAGE_LIMIT}},
+            "message_too_large",
+            "message",
+        ),
+    ],
+)
+def test_what_is_no_segment_message_is_refused_before_mapping(
+    message: Any, code: str, field: str
+) -> None:
+    error = shape_error(message, None)
+    assert error is not None and (error.code, error.field) == (code, field)
+
+
+def test_a_message_under_32_kb_passes() -> None:
     fits = {"type": "track", "event": "x", "properties": {"blob": "x" * 30_000}}
-    assert validate_event(to_event(fits), request_context()).event_name == "x"
+    assert validate_event(_to_event(fits), request_context()).event_name == "x"
 
 
 def basic(user: str, password: str = "") -> str:
