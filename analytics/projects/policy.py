@@ -132,6 +132,8 @@ def parse_value(name: str, raw: str, *, source: bool) -> Any:
         raise ConfigError(
             f"unknown setting {name!r} for {scope}; known: {', '.join(allowed)}", field=name
         )
+    if raw == "null":
+        return None  # unset: the default applies again
     if raw == "*":
         value: Any = "*"
     else:

@@ -6,6 +6,7 @@ at, which is stored with the event so counts scale back to estimates.
 
 from __future__ import annotations
 
+import functools
 import random
 from hashlib import blake2b
 
@@ -20,12 +21,15 @@ def user_fraction(user_id: str | None, project_id: str) -> float:
     return int.from_bytes(digest, "big") / _SCALE
 
 
+@functools.lru_cache(maxsize=256)  # per event otherwise; Sampling is frozen and hashable
 def window_share(sampling: Sampling) -> float:
-    """The fraction of time the windows cover (the rate kept events are scaled back by)."""
-    day = sum(e - s for kind, s, e in (w.span() for w in sampling.windows) if kind == "day")
-    hour = sum(e - s for kind, s, e in (w.span() for w in sampling.windows) if kind == "hour")
-    share = min(1.0, day / 1440 + hour / 60)
-    return share if share > 0 else 1.0
+    """The fraction of the day the windows cover together (kept events are scaled back by it).
+
+    Counted minute by minute over one day, so overlapping windows and daily windows mixed
+    with hourly ones count each covered minute once, exactly as ``in_windows`` keeps them.
+    """
+    covered = sum(1 for minute in range(1440) if in_windows(sampling, minute * 60_000_000))
+    return covered / 1440 if covered else 1.0
 
 
 def in_windows(sampling: Sampling, timestamp_us: int) -> bool:

@@ -216,3 +216,10 @@ def test_invalid_time_windows(window: dict[str, Any]) -> None:
 def test_window_spans_in_minutes() -> None:
     assert TimeWindow(start="09:30", end="17:00").span() == ("day", 570, 1020)
     assert TimeWindow(start_minute=5, end_minute=20).span() == ("hour", 5, 20)
+
+
+@pytest.mark.parametrize(
+    "name", ["retention_days", "session_window_minutes", "sampling", "cors_origins"]
+)
+def test_null_unsets_a_setting_that_has_a_default(name: str) -> None:
+    assert parse_value(name, "null", source=False) is None

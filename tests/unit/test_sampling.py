@@ -148,3 +148,18 @@ def test_time_window_keeps_every_user_alike() -> None:
     # The decision is about time only: all users at one moment get the same answer.
     assert kept_users(OFFICE_HOURS, at=at(10, 0)) == set(USERS)
     assert kept_users(OFFICE_HOURS, at=at(20, 0)) == set()
+
+
+def test_window_share_counts_overlapping_and_mixed_windows_once() -> None:
+    # The README's example: 09:00-17:00 each day plus minutes 0-15 of every hour covers
+    # 8 h + 16 x 15 min = 12 of 24 hours.
+    mixed = Sampling(
+        strategy="time_window",
+        windows=(TimeWindow(start="09:00", end="17:00"), TimeWindow(start_minute=0, end_minute=15)),
+    )
+    assert window_share(mixed) == 0.5
+    nested = Sampling(
+        strategy="time_window",
+        windows=(TimeWindow(start="09:00", end="17:00"), TimeWindow(start="10:00", end="12:00")),
+    )
+    assert window_share(nested) == pytest.approx(8 / 24)
