@@ -90,6 +90,11 @@ class PartitionLag:
     end: int
     lag: int
 
+    @property
+    def beyond_end(self) -> bool:
+        """Committed past the log's end: the broker lost messages (a memory-only restart)."""
+        return self.committed is not None and self.committed > self.end
+
 
 @dataclass(slots=True, frozen=True)
 class KafkaStats:
@@ -414,6 +419,17 @@ def _lag_check(kafka: KafkaStats) -> Check:
         )
     lag = kafka.total_lag
     summary = f"lag {lag:,} message(s) over {len(kafka.partitions)} partition(s)"
+    beyond = [p for p in kafka.partitions if p.beyond_end]
+    if beyond:
+        where = ", ".join(
+            f"partition {p.partition}: committed {p.committed} > end {p.end}" for p in beyond
+        )
+        return Check(
+            "kafka_lag",
+            Level.FAIL,
+            f"{where}: the broker lost messages it had acknowledged (restarted without its"
+            " data?); restart the workers and check that the buffer re-sent what was lost",
+        )
     if lag > LAG_FAIL:
         return Check("kafka_lag", Level.FAIL, f"{summary} (> {LAG_FAIL:,}): workers are far behind")
     if lag > LAG_WARN:

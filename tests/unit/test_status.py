@@ -197,3 +197,18 @@ def test_report_totals() -> None:
     assert report["buffer"]["depth"] == 2
     assert {c["status"] for c in report["checks"]} <= {"OK", "WARN", "FAIL"}
     assert report["status"] == "FAIL"  # lag 10 waiting and never flushed
+
+
+def test_committed_offset_beyond_the_end_fails() -> None:
+    # A memory-only broker restarted: partition 1's log restarted at 0 while the group
+    # had committed 2,520; max(0, end - committed) would read as "no lag".
+    lost = KafkaStats(
+        "t",
+        "g",
+        topic_exists=True,
+        partitions=(PartitionLag(0, 5, 5, 0), PartitionLag(1, 2520, 3, 0)),
+    )
+    checks = {c.name: c for c in evaluate(Status(buffer(), lost, database(1.0)))}
+    assert checks["kafka_lag"].level == Level.FAIL
+    assert "partition 1: committed 2520 > end 3" in checks["kafka_lag"].reason
+    assert not PartitionLag(0, 5, 5, 0).beyond_end
