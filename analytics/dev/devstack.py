@@ -61,8 +61,11 @@ class Stack:
     def __init__(self) -> None:
         self.services: list[subprocess.Popen[bytes]] = []
         self.cleanups: list[Any] = []
+        self.broker: BrokerChild | None = None
 
     def stop(self) -> None:
+        if self.broker is not None:
+            self.broker.stop()
         for proc in reversed(self.services):
             if proc.poll() is None:
                 proc.terminate()
@@ -127,7 +130,8 @@ def prepare(settings: Settings, stack: Stack, *, force_embedded: bool = False) -
     changes: dict[str, Any] = {}
     if "kafka_broker" not in explicit:
         port = 9092 if not _port_open("127.0.0.1", 9092) else free_port()
-        stack.services.append(start_broker(port, RUN_DIR / "broker.log"))
+        stack.broker = BrokerChild(port, RUN_DIR / "broker.log")
+        stack.broker.start()
         changes["kafka_broker"] = f"kafka://127.0.0.1:{port}"
     if force_embedded or (
         "database_url" not in explicit
@@ -266,9 +270,10 @@ def main(argv: list[str] | None = None) -> None:
                 " this command started.\n",
                 flush=True,
             )
+            supervised = [*children, *([stack.broker] if stack.broker else [])]
             while True:
                 time.sleep(1)
-                for child in children:
+                for child in supervised:
                     child.check()
         except KeyboardInterrupt:
             print("\n[run] stopping…", flush=True)
@@ -276,6 +281,22 @@ def main(argv: list[str] | None = None) -> None:
             for child in children:
                 child.stop()
             stack.stop()
+
+
+class BrokerChild(Child):
+    """The memory-only development broker, restarted on the same port when it dies.
+
+    It comes back empty (memory storage): what it had acknowledged and the worker had
+    not yet stored is lost with it; README, "Why nothing is lost", says what that means.
+    """
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        super().__init__("broker", [], {})
+        self.port = port
+        self.log_path = log_path
+
+    def start(self) -> None:
+        self.proc = start_broker(self.port, self.log_path)
 
 
 if __name__ == "__main__":
