@@ -13,7 +13,7 @@ install:
 	$(UV) sync --extra embedded --quiet
 	@# Segment's Node SDK for tests/web/test_sdks.py (package.json); again only when the lock changed.
 	@if ! command -v npm >/dev/null 2>&1; then \
-		echo "npm not found: the Node SDK tests will be skipped"; \
+		echo "npm not found: install Node.js and npm; tests/web/test_sdks.py needs them"; \
 	elif [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then \
 		npm ci --no-audit --no-fund --loglevel=error; \
 	fi

@@ -20,7 +20,7 @@ import orjson
 import pytest
 
 from analytics.storage.projects import NewProject
-from tests.support.sdks import PYTHON_SDKS, PythonSdk, node_available, run_node
+from tests.support.sdks import PYTHON_SDKS, PythonSdk, run_node
 from tests.support.stack import wait_for
 
 WRONG_KEY = "sa_" + "7" * 32
@@ -177,10 +177,8 @@ NODE_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("alias", {"userId": "ada", "previousId": "anon-1"}),
 ]
 
-needs_node = pytest.mark.skipif(not node_available(), reason="node is not installed")
 
 
-@needs_node
 async def test_node_sdk_every_call_type(
     http: aiohttp.ClientSession,
     edge: str,
@@ -212,7 +210,6 @@ async def test_node_sdk_every_call_type(
     assert props(rows["alias"])["previousId"] == "anon-1"
 
 
-@needs_node
 async def test_node_sdk_wrong_key_is_reported_once(http: aiohttp.ClientSession, edge: str) -> None:
     before = await attempts(http, edge)
     answer = await run_node(edge, WRONG_KEY, [("track", {"userId": "u", "event": "e"})])
@@ -221,7 +218,6 @@ async def test_node_sdk_wrong_key_is_reported_once(http: aiohttp.ClientSession, 
     assert answer["results"] == ["[401] Unauthorized"]
 
 
-@needs_node
 async def test_node_sdk_invalid_message_is_named_and_valid_ones_stored_once(
     http: aiohttp.ClientSession,
     edge: str,
