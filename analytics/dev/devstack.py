@@ -30,7 +30,7 @@ from urllib.parse import urlsplit
 
 from analytics import logs
 from analytics.dev.broker import free_port, start_broker
-from analytics.dev.processes import analytics_command
+from analytics.dev.processes import analytics_command, redis_argv
 from analytics.ops.readiness import Probe, check, postgres_answers, redis_answers
 from analytics.settings import Settings
 from analytics.storage.migrate import ensure_database, prepare_database
@@ -97,21 +97,7 @@ def _embedded_redis(stack: Stack) -> str:
     data = RUN_DIR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "yes",
-            "--appendfsync",
-            "everysec",
-            "--dir",
-            str(data.resolve()),
-        ],
+        redis_argv(binary, port, data.resolve(), appendfsync="everysec"),
         stdout=subprocess.DEVNULL,
     )
     stack.services.append(proc)

@@ -19,6 +19,29 @@ from analytics.dev.broker import free_port, wait_for_port
 from analytics.settings import Settings
 
 
+def redis_argv(binary: str, port: int, data_dir: Path, *, appendfsync: str) -> list[str]:
+    """A loopback redis-server keeping an append-only file (no RDB snapshots) in ``data_dir``.
+
+    ``appendfsync`` is Redis's own policy: ``always`` (fsync before each reply) or
+    ``everysec`` (up to a second of accepted writes can be lost with the machine).
+    """
+    return [
+        binary,
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--save",
+        "",
+        "--appendonly",
+        "yes",
+        "--appendfsync",
+        appendfsync,
+        "--dir",
+        str(data_dir),
+    ]
+
+
 def analytics_command(*args: str) -> list[str]:
     """The argv that runs ``analytics ARGS`` from this interpreter's environment."""
     script = Path(sys.executable).with_name("analytics")
@@ -94,21 +117,7 @@ class RedisServer:
         assert binary, "redis-server is needed for fault tests"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.proc = subprocess.Popen(  # noqa: S603 - redis-server from PATH, fixed args
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--dir",
-                str(self.data_dir),
-            ],
+            redis_argv(binary, self.port, self.data_dir, appendfsync="always"),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -72,10 +72,7 @@ def parse_instant(text: str) -> datetime:
 
 def check_range(moment: datetime) -> datetime:
     """``moment`` when it lies in [MIN_TIME, MAX_TIME); ``InvalidTime`` otherwise."""
-    if moment < MIN_TIME:
-        raise InvalidTime(_TOO_OLD, out_of_range=True)
-    if moment >= MAX_TIME:
-        raise InvalidTime(_TOO_LATE, out_of_range=True)
+    check_range_us(to_us(moment))
     return moment
 
 

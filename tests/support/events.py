@@ -10,6 +10,17 @@ from analytics.events.models import EventRow
 from analytics.events.times import to_us
 from analytics.events.validation import RequestContext
 
+# The seed request body of SPEC §4 (only event_name and event_source are required).
+SEED = {
+    "event_name": "page_view",
+    "event_source": "web_app",
+    "user_id": "user_123",
+    "session_id": "sess_abc",
+    "event_id": "client_event_id",
+    "properties": {"page": "/dashboard", "referrer": "https://google.com"},
+    "timestamp": "2023-01-01T12:00:00Z",
+}
+
 # A fixed server clock: 2026-03-01 12:00:00 UTC.
 SERVER_NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SERVER_NOW_US = to_us(SERVER_NOW)

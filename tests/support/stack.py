@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
 import orjson
 from aiohttp import web
 
@@ -80,3 +81,31 @@ async def post(
     data = body if isinstance(body, bytes) else orjson.dumps(body)
     async with http.post(url, data=data, headers=hdrs) as resp:
         return resp.status, await resp.json(content_type=None)
+
+
+async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
+    async with http.get(url) as resp:
+        assert resp.status == 200
+        text = await resp.text()
+    values: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            values[name] = float(value)
+    return values
+
+
+_ORDERS = {"event_id": "e.event_id", "timestamp": "e.timestamp"}
+
+
+async def stored_rows(
+    db: asyncpg.Pool, project_id: str, n: int, *, order: str = "event_id"
+) -> list[asyncpg.Record] | None:
+    """A project's events with their source's name, once at least ``n`` are stored."""
+    async with db.acquire() as conn:
+        rows = await conn.fetch(
+            "SELECT e.*, s.name AS source FROM events e JOIN event_sources s"
+            " ON s.id = e.event_source_id WHERE e.project_id = $1 ORDER BY " + _ORDERS[order],
+            project_id,
+        )
+    return list(rows) if len(rows) >= n else None

@@ -14,7 +14,7 @@ from analytics.errors import BadRequest
 from analytics.events.anonymous_ids import anonymous_user_id, derived_session_id
 from analytics.events.times import to_us
 from analytics.events.validation import parse_time, validate_event
-from tests.support.events import SECOND_US, SERVER_NOW, SERVER_NOW_US, request_context
+from tests.support.events import SECOND_US, SEED, SERVER_NOW, SERVER_NOW_US, request_context
 
 MINIMAL = {"event_name": "page_view", "event_source": "web"}
 
@@ -33,13 +33,7 @@ def iso(moment: datetime) -> str:
 
 def test_the_seed_example_is_accepted_field_for_field() -> None:
     body = {
-        "event_name": "page_view",
-        "event_source": "web_app",
-        "user_id": "user_123",
-        "session_id": "sess_abc",
-        "event_id": "client_event_id",
-        "properties": {"page": "/dashboard", "referrer": "https://google.com"},
-        "timestamp": "2023-01-01T12:00:00Z",
+        **SEED,
         "project_id": "someone-else",  # never taken from the body
     }
     row = validate_event(body, request_context(), sample_rate=0.25)

@@ -14,17 +14,8 @@ import pytest
 
 from analytics.dev.processes import WorkerProcess
 from analytics.storage.projects import NewProject
+from tests.support.events import SEED
 from tests.support.stack import auth, post, wait_for
-
-SEED = {
-    "event_name": "page_view",
-    "event_source": "web_app",
-    "user_id": "user_123",
-    "session_id": "sess_abc",
-    "event_id": "client_event_id",
-    "properties": {"page": "/dashboard", "referrer": "https://google.com"},
-    "timestamp": "2023-01-01T12:00:00Z",
-}
 
 
 async def rows_for(db: asyncpg.Pool, project_id: str) -> list[asyncpg.Record]:

@@ -10,19 +10,7 @@ from analytics.dev.processes import WorkerProcess
 from analytics.settings import Settings
 from analytics.storage.projects import NewProject
 from tests.support.net import TcpProxy
-from tests.support.stack import post, start_edge, wait_for
-
-
-async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    async with http.get(url) as resp:
-        assert resp.status == 200
-        text = await resp.text()
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
+from tests.support.stack import post, scrape, start_edge, wait_for
 
 
 def total(values: dict[str, float], prefix: str) -> float:

@@ -21,7 +21,7 @@ import pytest
 
 from analytics.storage.projects import NewProject
 from tests.support.sdks import PYTHON_SDKS, PythonSdk, run_node
-from tests.support.stack import wait_for
+from tests.support.stack import stored_rows, wait_for
 
 WRONG_KEY = "sa_" + "7" * 32
 
@@ -43,13 +43,7 @@ def added(before: dict[str, float], after: dict[str, float]) -> dict[str, float]
 
 
 async def rows_of(db: asyncpg.Pool, project_id: str, n: int) -> list[asyncpg.Record] | None:
-    async with db.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT e.*, s.name AS source FROM events e JOIN event_sources s"
-            " ON s.id = e.event_source_id WHERE e.project_id = $1 ORDER BY e.timestamp",
-            project_id,
-        )
-    return list(rows) if len(rows) >= n else None
+    return await stored_rows(db, project_id, n, order="timestamp")
 
 
 async def settled(db: asyncpg.Pool, project_id: str, n: int) -> list[asyncpg.Record]:
@@ -176,7 +170,6 @@ NODE_CALLS: list[tuple[str, dict[str, Any]]] = [
     ("group", {"userId": "ada", "groupId": "g1", "traits": {"seats": 5}}),
     ("alias", {"userId": "ada", "previousId": "anon-1"}),
 ]
-
 
 
 async def test_node_sdk_every_call_type(

@@ -13,7 +13,7 @@ import orjson
 
 from analytics.storage import projects
 from analytics.storage.projects import NewProject
-from tests.support.stack import wait_for
+from tests.support.stack import scrape, stored_rows, wait_for
 
 
 def basic(key: str) -> dict[str, str]:
@@ -31,13 +31,7 @@ async def send(
 
 
 async def stored(db: asyncpg.Pool, project_id: str, n: int) -> list[asyncpg.Record] | None:
-    async with db.acquire() as conn:
-        rows = await conn.fetch(
-            "SELECT e.*, s.name AS source FROM events e JOIN event_sources s"
-            " ON s.id = e.event_source_id WHERE e.project_id = $1 ORDER BY e.event_id",
-            project_id,
-        )
-    return list(rows) if len(rows) >= n else None
+    return await stored_rows(db, project_id, n)
 
 
 def iso(moment: datetime) -> str:
@@ -369,18 +363,6 @@ async def test_segment_context_ip_from_a_trusted_proxy(
     assert orjson.loads(by_id["t1"]["properties"]) == {"context": {"ip": "203.0.113.9"}}
     assert str(by_id["t2"]["ip_address"]) == "127.0.0.1"
     assert orjson.loads(by_id["t2"]["properties"]) == {}
-
-
-async def scrape(http: aiohttp.ClientSession, url: str) -> dict[str, float]:
-    async with http.get(url) as resp:
-        assert resp.status == 200
-        text = await resp.text()
-    values: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 async def test_segment_requests_are_measured(
