@@ -7,6 +7,7 @@ nothing else reads ``os.environ``. Tests build ``Settings(...)`` directly.
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,6 +20,9 @@ class Settings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/analytics"
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # fsync policy of the Redis that `make run` embeds (README, "Why nothing is lost"):
+    # "always" survives power loss, "everysec" may lose up to a second of accepted events.
+    redis_appendfsync: Literal["always", "everysec"] = "everysec"
     # Rate limits and quotas on their own Redis (fail open when it is down); unset = the
     # buffer's Redis, checked atomically with the append.
     rate_limit_redis_url: str | None = None

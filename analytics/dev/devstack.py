@@ -87,7 +87,7 @@ def _embedded_postgres(stack: Stack) -> str:
     return uri
 
 
-def _embedded_redis(stack: Stack) -> str:
+def _embedded_redis(stack: Stack, appendfsync: str) -> str:
     port = 6379 if not _port_open("127.0.0.1", 6379) else free_port()
     binary = shutil.which("redis-server")
     if binary is None:
@@ -97,7 +97,7 @@ def _embedded_redis(stack: Stack) -> str:
     data = RUN_DIR / "redis"
     data.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
-        redis_argv(binary, port, data.resolve(), appendfsync="everysec"),
+        redis_argv(binary, port, data.resolve(), appendfsync=appendfsync),
         stdout=subprocess.DEVNULL,
     )
     stack.services.append(proc)
@@ -129,7 +129,7 @@ def prepare(settings: Settings, stack: Stack, *, force_embedded: bool = False) -
         "redis_url" not in explicit
         and not asyncio.run(_answers("redis", lambda: redis_answers(settings.redis_url)))
     ):
-        changes["redis_url"] = _embedded_redis(stack)
+        changes["redis_url"] = _embedded_redis(stack, settings.redis_appendfsync)
     final = settings.model_copy(update=changes)
     asyncio.run(
         prepare_database(final.database_url, partitions_ahead_days=final.partitions_ahead_days)
