@@ -74,6 +74,9 @@ def _register_edge(app: Any, settings: Settings) -> None:
     @app.command()
     async def edge(self: Any) -> None:
         """Serve the HTTP edge (ingest, dashboard and stats API) until interrupted."""
+        # faust sets up a command's logging for its own worker; the edge logs as
+        # LOG_LEVEL and LOG_FORMAT say, like every other process.
+        logs.configure(settings.log_level, settings.log_format)
         await serve_edge(settings)
 
 

@@ -60,7 +60,9 @@ def configure(level: str, fmt: str) -> None:
     routes Python warnings (and, for JSON, an uncaught exception) through the same handler.
     ``level`` is a name (``info``, ``DEBUG``); ``fmt`` is ``json`` or anything else for text.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    # The process's real stderr: faust's command runner may have redirected sys.stderr
+    # into the logging system, and a handler writing there would feed itself.
+    handler = logging.StreamHandler(sys.__stderr__)
     handler.setFormatter(_formatter(fmt))
     root = logging.getLogger()
     for old in list(root.handlers):

@@ -11,7 +11,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from analytics.counting.live_minute import realtime_figures
+from analytics.counting.live_minute import LiveMinute, realtime_figures
 from analytics.dev.broker import free_port
 from analytics.dev.processes import WorkerProcess
 from analytics.settings import Settings
@@ -29,7 +29,7 @@ async def live(
     ) as resp:
         assert resp.status == 200
         body = await resp.json()
-    minutes = [(float(start), value) for start, value in body["minutes"]]
+    minutes = [(float(start), LiveMinute.from_value(value)) for start, value in body["minutes"]]
     return realtime_figures(minutes, time.time())
 
 

@@ -274,8 +274,10 @@ async def test_segment_messages_too_deep_or_too_big_are_rejected_alone(
         data=b'{"batch":[' + b",".join(messages) + b"]}",
         headers={"Authorization": f"Basic {key}", "Content-Type": "application/json"},
     ) as resp:
-        assert resp.status == 200
+        # A batch with rejected messages is a 400 naming them; the valid one is kept.
+        assert resp.status == 400
         answer = await resp.json()
+    assert answer["code"] == "messages_rejected"
     assert (answer["accepted"], answer["rejected"]) == (1, 2)
     assert [(e["index"], e["code"]) for e in answer["errors"]] == [
         (0, "properties_too_deep"),
