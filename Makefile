@@ -10,7 +10,9 @@ PKGS := analytics agents tables web
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet uv
-	$(UV) sync --extra embedded --quiet
+	@# Reinstalling the project itself (a second) keeps its console script in step with
+	@# pyproject's [project.scripts] in a checkout that was installed before a change.
+	$(UV) sync --extra embedded --quiet --reinstall-package simple-analytics-stack
 	@# Segment's Node SDK for tests/web/test_sdks.py (package.json); again only when the lock changed.
 	@if ! command -v npm >/dev/null 2>&1; then \
 		echo "npm not found: install Node.js and npm; tests/web/test_sdks.py needs them"; \
