@@ -102,5 +102,7 @@ def main() -> None:
 
 
 logging.getLogger("aiokafka").setLevel(logging.WARNING)
+# While the broker is down aiokafka logs every reconnect attempt: once per 10 s is enough.
+logs.quiet_repeats("aiokafka")
 settings = Settings()
 app = make_app(settings)

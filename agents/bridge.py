@@ -23,4 +23,4 @@ def register(app: Any, settings: Settings) -> None:
             await bridge.run()
         finally:
             await producer.stop()
-            await bridge.redis.aclose()
+            await bridge.close()

@@ -103,6 +103,46 @@ def faust_logging_config() -> dict[str, Any]:
     }
 
 
+class RepeatFilter(logging.Filter):
+    """Lets one record of a kind through per ``window`` seconds and counts the rest.
+
+    A kind is (logger, level, message template). A client library that logs every failed
+    reconnect (aiokafka while the broker is down: about 150 lines a second) then writes one
+    line per kind and window, and the next line it lets through says how many it held back.
+    """
+
+    def __init__(self, window: float = 10.0) -> None:
+        super().__init__()
+        self.window = window
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        kind = (record.name, record.levelno, str(record.msg))
+        last, held = self._seen.get(kind, (0.0, 0))
+        if record.created - last < self.window:
+            self._seen[kind] = (last, held + 1)
+            return False
+        self._seen[kind] = (record.created, 0)
+        if held:
+            note = f" ({held} more like this in the last {self.window:.0f} s were not logged)"
+            record.msg = f"{record.msg}{note}"  # the note holds no %: safe with or without args
+        return True
+
+
+def quiet_repeats(prefix: str, window: float = 10.0) -> None:
+    """Put one ``RepeatFilter`` on every logger named ``prefix`` or under it.
+
+    A logger's filters see only its own records, so the filter goes on each existing
+    logger of the package (they exist once the package is imported).
+    """
+    shared = RepeatFilter(window)
+    names = [n for n in logging.Logger.manager.loggerDict if n.startswith(prefix + ".")]
+    for name in [prefix, *names]:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatFilter) for f in logger.filters):
+            logger.addFilter(shared)
+
+
 def configure_worker(app: Any, fmt: str) -> None:
     """Make the faust worker ``app`` log JSON lines when ``fmt`` is ``json`` (else faust's text)."""
     if fmt == "json":

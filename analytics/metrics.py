@@ -38,6 +38,19 @@ BRIDGE_MESSAGES = Counter("sa_bridge_messages_total", "Kafka messages produced b
 BRIDGE_RECLAIMED = Counter(
     "sa_bridge_reclaimed_entries_total", "Buffer entries taken over from a dead bridge"
 )
+BUFFER_UNCONFIRMED = Gauge(
+    "sa_buffer_unconfirmed", "Batches in Kafka whose events PostgreSQL does not hold yet"
+)
+BRIDGE_CONFIRMED = Counter(
+    "sa_bridge_confirmed_entries_total", "Buffer entries trimmed once PostgreSQL held their events"
+)
+BRIDGE_RESENT = Counter(
+    "sa_bridge_resent_entries_total", "Buffer entries sent again because the broker lost them"
+)
+BRIDGE_DROPPED = Counter(
+    "sa_bridge_dropped_entries_total",
+    "Buffer entries given up after repeated re-sends never reached PostgreSQL",
+)
 
 # Agents
 SINK_EVENTS = Counter("sa_sink_events_total", "Events seen by the sink", ["outcome"])

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
     bridge_block_ms: int = 200
     bridge_claim_idle_ms: int = 30_000
     bridge_events_per_message: int = 500
+    # Entries stay in Redis until PostgreSQL holds their events; a confirm pass trims them
+    # (and re-sends what the broker lost) this often.
+    bridge_confirm_interval_seconds: float = Field(default=1.0, gt=0)
+    # A re-sent batch that still does not reach PostgreSQL this many times is dropped
+    # with an error log (its events were stored and since removed, e.g. by retention).
+    bridge_max_resends: int = Field(default=5, ge=1)
 
     # Raw sink agent.
     sink_batch_messages: int = 50

@@ -72,7 +72,7 @@ def register(app: Any, settings: Settings) -> None:
                     await bridge.run()
         finally:
             await producer.stop()
-            await bridge.redis.aclose()
+            await bridge.close()
 
     @app.command(
         option("--from", "start", required=True, help="Start (ISO date/time, UTC), inclusive."),

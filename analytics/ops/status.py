@@ -28,13 +28,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import asyncpg
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from redis.exceptions import ResponseError
 
 from analytics.counting.rollup import GRAINS
 from analytics.ops.readiness import fail_fast_redis
-from analytics.pipeline.kafka import bootstrap
+from analytics.pipeline.kafka import OffsetsProbe
 from analytics.settings import Settings
 
 BUFFER_WARN = 10_000
@@ -246,40 +244,19 @@ async def buffer_stats(
 
 async def kafka_stats(broker_url: str, topic: str, group: str, *, io_seconds: float) -> KafkaStats:
     """Per-partition lag of ``group`` on ``topic``."""
-    servers = bootstrap(broker_url)
-    timeout_ms = int(io_seconds * 1000)
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=servers, request_timeout_ms=timeout_ms, client_id="analytics-status"
-    )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers,
-        group_id=None,
-        enable_auto_commit=False,
-        request_timeout_ms=timeout_ms,
-        client_id="analytics-status",
-    )
+    probe = OffsetsProbe(broker_url, io_seconds=io_seconds, client_id="analytics-status")
     try:
-        await admin.start()
-        await consumer.start()
-        # A metadata request for all topics: asking for one by name may auto-create it.
-        if topic not in await consumer.topics():
-            return KafkaStats(topic, group, topic_exists=False)
-        partitions = [
-            TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))
-        ]
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
+        offsets = await probe.read(topic, group)
     finally:
-        await consumer.stop()
-        await admin.close()
+        await probe.close()
+    if offsets is None:
+        return KafkaStats(topic, group, topic_exists=False)
     lags: list[PartitionLag] = []
-    for tp in partitions:
-        meta = committed.get(tp)
-        offset: int | None = meta.offset if meta is not None and meta.offset >= 0 else None
-        end = int(ends[tp])
-        base = offset if offset is not None else int(starts[tp])
-        lags.append(PartitionLag(tp.partition, offset, end, max(0, end - base)))
+    for partition in sorted(offsets.ends):
+        committed = offsets.committed.get(partition)
+        end = offsets.ends[partition]
+        base = committed if committed is not None else offsets.starts.get(partition, 0)
+        lags.append(PartitionLag(partition, committed, end, max(0, end - base)))
     return KafkaStats(topic, group, topic_exists=True, partitions=tuple(lags))
 
 

@@ -1,14 +1,17 @@
 """The bridge: Redis Stream (consumer group) -> Kafka topic.
 
-Order of effects for every entry: produce its events to Kafka, wait for the
-broker's acknowledgement, then XACK and XDEL the entry. A bridge that dies in
-between leaves the entry pending; any bridge reclaims entries idle for longer
-than ``claim_idle_ms`` (XAUTOCLAIM) and sends them again. The duplicate that
-this can put in Kafka is harmless: the sink stores (project_id, event_id) once.
+Order of effects for every entry: produce its events to Kafka, wait for the broker's
+acknowledgement, then XACK the entry and record the batch (entry ids and the offsets its
+messages got) in one transaction. The entry itself stays in the stream until PostgreSQL
+holds its events: ``analytics.pipeline.confirm`` trims it then, and sends it again if the
+broker lost it. A bridge that dies before XACK leaves the entry pending; any bridge
+reclaims entries idle for longer than ``claim_idle_ms`` (XAUTOCLAIM) and sends them again.
+The duplicates either path can put in Kafka are harmless: the sink stores
+(project_id, event_id) once.
 
-Events are packed: one Kafka message carries up to ``events_per_message``
-events of one project, keyed by project id so a project's events stay in one
-partition and the agents work per batch.
+Events are packed: one Kafka message carries up to ``events_per_message`` events of one
+project, keyed by project id so a project's events stay in one partition and the agents
+work per batch.
 """
 
 from __future__ import annotations
@@ -29,13 +32,11 @@ from redis.exceptions import RedisError, ResponseError
 from analytics import metrics
 from analytics.pipeline import buffer
 from analytics.pipeline.buffer import FIELD
+from analytics.pipeline.confirm import Confirmer, Entry, SentBatch, sent_key
 from analytics.pipeline.kafka import make_producer
 from analytics.settings import Settings
 
 log = logging.getLogger(__name__)
-
-# A stream entry as redis-py returns it: (entry id, {field: value}).
-Entry = tuple[bytes, dict[bytes, bytes]]
 
 
 @dataclass(slots=True)
@@ -64,6 +65,8 @@ class Bridge:
     events_per_message: int = 500
     consumer: str = field(default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}")
     stats: BridgeStats = field(default_factory=BridgeStats)
+    confirmer: Confirmer | None = None
+    confirm_interval: float = 1.0
 
     async def ensure_group(self) -> None:
         """Create the consumer group (and the stream) if missing."""
@@ -74,13 +77,21 @@ class Bridge:
                 raise
 
     async def _forward(self, entries: list[Entry]) -> int:
-        """Produce the entries' events, wait for Kafka, then ack and delete them."""
+        """Produce the entries' events, wait for Kafka, then ack them and record the batch."""
         if not entries:
             return 0
+        count, offsets = await self.send(entries)
+        await self._ack([entry_id for entry_id, _ in entries], offsets)
+        self.stats.entries += len(entries)
+        return count
+
+    async def send(self, entries: list[Entry]) -> tuple[int, dict[int, int]]:
+        """Produce the entries' events and wait until Kafka acknowledged every message.
+
+        Returns the event count and the highest offset per partition the messages got.
+        """
         by_project: dict[str, list[list[object]]] = defaultdict(list)
-        ids: list[bytes] = []
-        for entry_id, fields in entries:
-            ids.append(entry_id)
+        for _, fields in entries:
             payload = fields.get(FIELD)
             if payload is None:
                 continue
@@ -95,20 +106,20 @@ class Bridge:
                 count += len(chunk)
                 sends.append(await self.producer.send(self.topic, orjson.dumps(chunk), key=key))
         # Every delivery must be acknowledged before any entry is acked in Redis.
-        await asyncio.gather(*sends)
-        await self._ack(ids)
-        self.stats.entries += len(ids)
+        offsets: dict[int, int] = {}
+        for meta in await asyncio.gather(*sends):
+            offsets[meta.partition] = max(offsets.get(meta.partition, -1), meta.offset)
         self.stats.events += count
         self.stats.messages += len(sends)
         metrics.BRIDGE_EVENTS.inc(count)
         metrics.BRIDGE_MESSAGES.inc(len(sends))
-        return count
+        return count, offsets
 
-    async def _ack(self, ids: list[bytes]) -> None:
-        """Acknowledge and trim entries whose events Kafka has acknowledged."""
+    async def _ack(self, ids: list[bytes], offsets: dict[int, int]) -> None:
+        """Acknowledge entries Kafka has, and record them until PostgreSQL holds them."""
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.xack(self.stream, self.group, *ids)
-            pipe.xdel(self.stream, *ids)
+            pipe.hset(sent_key(self.stream), ids[0], SentBatch(ids, offsets).encode())
             await pipe.execute()
 
     async def _reclaim(self) -> int:
@@ -170,7 +181,7 @@ class Bridge:
     async def run(self) -> None:
         """Forward continuously until cancelled; transient failures are logged and retried."""
         await self.ensure_group()
-        last_claim = 0.0
+        last_claim = last_confirm = 0.0
         loop = asyncio.get_running_loop()
         backoff = 0.1
         while True:
@@ -180,6 +191,10 @@ class Bridge:
                     await self._forward_own_pending()
                     await self._reclaim()
                     await self._gauge()
+                confirmer = self.confirmer
+                if confirmer is not None and loop.time() - last_confirm > self.confirm_interval:
+                    last_confirm = loop.time()
+                    await confirmer.run_once()
                 await self._read_new(self.block_ms)
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -206,12 +221,19 @@ class Bridge:
         entries = reply[0][1] if reply else []
         return await self._forward([(eid, f) for eid, f in entries if f])
 
+    async def close(self) -> None:
+        """Close the bridge's own connections (not the producer, which the caller started)."""
+        if self.confirmer is not None:
+            await self.confirmer.close()
+        await self.redis.aclose()
+
 
 def make_bridge(settings: Settings) -> tuple[Bridge, Any]:
     """A bridge for these settings and the producer it owns (not yet started)."""
     producer = make_producer(settings.kafka_broker)
+    redis = buffer.connect(settings.redis_url, socket_timeout=5.0)
     bridge = Bridge(
-        redis=buffer.connect(settings.redis_url, socket_timeout=5.0),
+        redis=redis,
         producer=producer,
         stream=settings.stream_key,
         group=settings.stream_group,
@@ -220,5 +242,18 @@ def make_bridge(settings: Settings) -> tuple[Bridge, Any]:
         block_ms=settings.bridge_block_ms,
         claim_idle_ms=settings.bridge_claim_idle_ms,
         events_per_message=settings.bridge_events_per_message,
+        confirm_interval=settings.bridge_confirm_interval_seconds,
+    )
+    bridge.confirmer = Confirmer(
+        redis=redis,
+        send=bridge.send,
+        stream=settings.stream_key,
+        topic=settings.events_topic,
+        worker_group=settings.app_id,
+        database_url=settings.database_url,
+        broker_url=settings.kafka_broker,
+        topic_partitions=settings.topic_partitions,
+        max_resends=settings.bridge_max_resends,
+        owner=bridge.consumer,
     )
     return bridge, producer

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,38 +19,8 @@ from analytics.pipeline.bridge import Bridge, make_bridge
 from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage import projects
+from tests.support.load import count_is, send_batches, stored
 from tests.support.stack import start_edge, wait_for
-
-_ids = itertools.count()
-
-
-async def send_batches(
-    http: aiohttp.ClientSession, url: str, key: str, batches: int, size: int, accepted: list[str]
-) -> None:
-    """Post batches of unique events; record the ids the edge answered 202 for."""
-    for _ in range(batches):
-        ids = [f"ev-{next(_ids)}" for _ in range(size)]
-        body = {
-            "events": [{"event_name": "load", "event_source": "bench", "event_id": i} for i in ids]
-        }
-        async with http.post(
-            f"{url}/api/events/batch/",
-            data=orjson.dumps(body),
-            headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-        ) as resp:
-            if resp.status == 202:
-                accepted.extend(ids)
-        await asyncio.sleep(0.02)
-
-
-async def stored(db: asyncpg.Pool, project_id: str) -> tuple[int, int]:
-    async with db.acquire() as conn:
-        row = await conn.fetchrow(
-            "SELECT count(*) AS n, count(DISTINCT event_id) AS d FROM events WHERE project_id = $1",
-            project_id,
-        )
-    assert row is not None
-    return row["n"], row["d"]
 
 
 async def test_worker_sigkill_mid_stream_keeps_every_event_once(
@@ -78,7 +47,7 @@ async def test_worker_sigkill_mid_stream_keeps_every_event_once(
         await asyncio.to_thread(second.wait_ready)
         assert len(accepted) == 6000
         await wait_for(
-            lambda: _count_is(db, project.project_id, len(accepted)), timeout=90, interval=0.5
+            lambda: count_is(db, project.project_id, len(accepted)), timeout=90, interval=0.5
         )
         count, distinct = await stored(db, project.project_id)
         assert count == distinct == len(accepted)
@@ -125,7 +94,7 @@ async def test_two_workers_one_stopped_mid_stream_keeps_aggregates_exact(
         await asyncio.gather(*senders)
         for p in group:
             assert len(accepted[p.project_id]) == 1600
-            await wait_for(lambda p=p: _count_is(db, p.project_id, 1600), timeout=90, interval=0.5)
+            await wait_for(lambda p=p: count_is(db, p.project_id, 1600), timeout=90, interval=0.5)
         await asyncio.sleep(1.0)
         for p in group:
             count, distinct = await stored(db, p.project_id)
@@ -141,10 +110,6 @@ async def _some_stored(db: asyncpg.Pool, project_id: str) -> bool:
     return (await stored(db, project_id))[0] > 500
 
 
-async def _count_is(db: asyncpg.Pool, project_id: str, n: int) -> bool:
-    return (await stored(db, project_id))[0] >= n
-
-
 class DiesBeforeAck(Bridge):
     """Fault injection: the process 'dies' after Kafka acknowledged and before XACK.
 
@@ -153,7 +118,7 @@ class DiesBeforeAck(Bridge):
     and its acknowledgement) is real.
     """
 
-    async def _ack(self, ids: list[bytes]) -> None:
+    async def _ack(self, ids: list[bytes], offsets: dict[int, int]) -> None:
         raise ConnectionResetError("bridge died before XACK")
 
 
@@ -198,19 +163,29 @@ async def test_bridge_dying_between_produce_and_xack_stores_once(
         finally:
             await producer2.stop()
         assert sent == 100 and healthy.stats.reclaimed == 4
-        assert await dying.redis.xlen(settings.stream_key) == 0  # trimmed once done
+        # Acknowledged, but kept until PostgreSQL holds the events.
+        assert await dying.redis.xlen(settings.stream_key) == 4
 
         # The duplicate really reached Kafka: 200 events in the topic for 100 accepted.
         assert await _events_in_topic(settings) == 200
 
         await asyncio.to_thread(worker.wait_ready)
-        await wait_for(lambda: _count_is(db, project.project_id, 100), timeout=60)
+        await wait_for(lambda: count_is(db, project.project_id, 100), timeout=60)
         await asyncio.sleep(1.0)
         count, distinct = await stored(db, project.project_id)
         assert count == distinct == 100
         assert await mismatches(db, project.project_id) == []
-        await dying.redis.aclose()
-        await healthy.redis.aclose()
+        assert healthy.confirmer is not None
+
+        async def trimmed() -> bool:
+            assert healthy.confirmer is not None
+            await healthy.confirmer.run_once()
+            return await healthy.redis.xlen(settings.stream_key) == 0
+
+        await wait_for(trimmed, timeout=30)  # trimmed once the worker committed past it
+        assert healthy.confirmer.stats.confirmed == 4 and healthy.confirmer.stats.resent == 0
+        await dying.close()
+        await healthy.close()
     finally:
         worker.stop()
         await runner.cleanup()
@@ -273,7 +248,7 @@ async def test_redis_down_means_503_and_nothing_accepted_is_lost(
 
         worker.start()
         await asyncio.to_thread(worker.wait_ready)
-        await wait_for(lambda: _count_is(db, project.project_id, 50), timeout=60)
+        await wait_for(lambda: count_is(db, project.project_id, 50), timeout=60)
         async with db.acquire() as conn:
             ids = {
                 r["event_id"]

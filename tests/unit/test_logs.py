@@ -71,3 +71,27 @@ def test_configure_json_and_text() -> None:
     text = run_configured("text")
     assert text[0].endswith("INFO    probe: hello you") and not text[0].startswith("{")
     assert "hidden" not in "\n".join(text)
+
+
+def test_repeat_filter_lets_one_record_of_a_kind_through_per_window() -> None:
+    from analytics.logs import RepeatFilter
+
+    flt = RepeatFilter(window=10.0)
+
+    def record(at: float, msg: str = "Unable connect to node %s") -> logging.LogRecord:
+        rec = logging.LogRecord("aiokafka.conn", logging.ERROR, "x", 1, msg, (111,), None)
+        rec.created = at
+        return rec
+
+    assert flt.filter(record(100.0))
+    assert not flt.filter(record(101.0))
+    assert not flt.filter(record(109.0))
+    assert flt.filter(record(100.5, "another message %s"))  # another kind is not held back
+    later = record(110.5)
+    assert flt.filter(later)
+    assert later.getMessage() == (
+        "Unable connect to node 111 (2 more like this in the last 10 s were not logged)"
+    )
+    quiet = record(121.0)
+    assert flt.filter(quiet)
+    assert quiet.getMessage() == "Unable connect to node 111"  # nothing was held back since
