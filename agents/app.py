@@ -20,7 +20,7 @@ from typing import Any
 
 import faust
 
-from agents import bridge, health_views, housekeeping, raw_sink, views
+from agents import bridge, broker_watch, health_views, housekeeping, raw_sink, views
 from analytics import logs
 from analytics.cli import ops, projects, stack
 from analytics.settings import Settings
@@ -60,6 +60,7 @@ def make_app(settings: Settings) -> Any:
     raw_sink.register(app, settings, topic, live)
     views.register(app, settings, live)
     health_views.register(app, settings)
+    broker_watch.register(app, settings)
     housekeeping.register(app, settings)
     logs.configure_worker(app, settings.log_format)
     bridge.register(app, settings)

@@ -50,3 +50,41 @@ def table_items(table: Any) -> list[tuple[Any, Any]]:
     """
     data = table.data
     return [(key, data[key]) for key in list(data.keys())]
+
+
+def stalled_recovery(app: Any) -> dict[Any, tuple[int, int]]:
+    """Active changelog partitions still short of their highwater: tp -> (offset, highwater).
+
+    Why: faust keeps recovery's progress on its ``Recovery`` service and offers no getter.
+    Empty when no recovery is running.
+    """
+    recovery = app.tables.recovery
+    if not recovery.in_recovery:
+        return {}
+    offsets, highwaters = recovery.active_offsets, recovery.active_highwaters
+    return {
+        tp: (offsets[tp], hw)
+        for tp, hw in list(highwaters.items())
+        if hw is not None and offsets.get(tp) is not None and hw > offsets[tp]
+    }
+
+
+def skip_recovery(app: Any, tps: list[Any]) -> None:
+    """Mark ``tps`` as recovered up to their highwater; faust ends recovery on its next tick.
+
+    Why: faust waits for every changelog record up to the highwater it read at the start,
+    forever. A broker that lost its log and was written to again can report a highwater
+    whose records it never serves (the memory-only development broker does).
+    """
+    recovery = app.tables.recovery
+    for tp in tps:
+        recovery.active_offsets[tp] = recovery.active_highwaters[tp]
+
+
+def read_offset(app: Any, tp: Any) -> int | None:
+    """The offset of the last message this worker's stream read from ``tp`` (None before one).
+
+    Why: faust drops every fetched message below it (``_read_offset``), with no getter.
+    """
+    offset: int | None = app.consumer._read_offset.get(tp)
+    return offset

@@ -89,6 +89,8 @@ class Settings(BaseSettings):
     # faust worker: a dead worker's partitions move after this many seconds.
     worker_session_timeout: float = 6.0
     worker_rebalance_timeout: float = 3.0
+    # Changelog recovery that reads nothing for this long is given up (live view only).
+    worker_recovery_stall_seconds: float = 30.0
     worker_datadir: str = ".run/worker-data"
 
     log_level: str = "info"

@@ -24,7 +24,7 @@ from analytics.dev.processes import WorkerProcess
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.migrate import migrate
-from tests.support.stack import ADMIN_DSN, REDIS_URL, make_settings, start_edge
+from tests.support.stack import ADMIN_DSN, REDIS_PREFIX, REDIS_URL, make_settings, start_edge
 
 
 @pytest.fixture(scope="session")
@@ -95,7 +95,7 @@ async def db(database_url: str, settings: Settings) -> AsyncIterator[asyncpg.Poo
 async def redis_client(settings: Settings) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(REDIS_URL)
     yield client
-    keys = [k async for k in client.scan_iter(match="sa_test:*")]
+    keys = [k async for k in client.scan_iter(match=f"{REDIS_PREFIX}*")]
     if keys:
         await client.delete(*keys)
     await client.aclose()

@@ -23,6 +23,9 @@ from web.app import edge_runner
 
 ADMIN_DSN = os.environ.get("TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# Every Redis key of one pytest session starts with this, so that two sessions sharing the
+# machine's Redis (two checkouts) never delete each other's streams at the end.
+REDIS_PREFIX = f"sa_test:{uuid.uuid4().hex[:8]}:"
 
 
 def make_settings(broker: str, database: str, run_dir: Path, **overrides: Any) -> Settings:
@@ -33,7 +36,7 @@ def make_settings(broker: str, database: str, run_dir: Path, **overrides: Any) -
         "redis_url": REDIS_URL,
         "kafka_broker": broker,
         "app_id": f"sa-test-{tag}",
-        "stream_key": f"sa_test:{tag}:events",
+        "stream_key": f"{REDIS_PREFIX}{tag}:events",
         "events_topic": f"sa-test-{tag}-events",
         "http_port": free_port(),
         "worker_web_port": free_port(),

@@ -168,7 +168,7 @@ def _fuzz(schema: BaseSchema, edge: str, project: NewProject) -> list[str]:
 async def own_edge(
     settings_factory: Callable[..., Settings],
     db: asyncpg.Pool,
-    redis_client: aioredis.Redis,  # deletes the sa_test:* stream at the end of the session
+    redis_client: aioredis.Redis,  # deletes the session's test streams at the end
 ) -> AsyncIterator[str]:
     """An edge on its own stream, which no bridge reads.
 
