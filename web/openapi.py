@@ -93,7 +93,7 @@ def _ingest(batch: bool, limits: Limits) -> Schema:
         accepted = _json(_ref("Accepted"), "Accepted: durable, or dropped by sampling.")
         invalid = (
             " event_invalid, event_name_required, event_name_too_long, event_source_required,"
-            " properties_invalid, properties_too_large, timestamp_invalid,"
+            " properties_invalid, properties_too_large, properties_too_deep, timestamp_invalid,"
             " timestamp_in_future, …"
         )
     accepted["headers"] = {
@@ -107,10 +107,13 @@ def _ingest(batch: bool, limits: Limits) -> Schema:
         401: "missing_api_key or invalid_api_key (unknown, revoked, not a sa_ key).",
         403: "private_key_not_allowed, or origin_not_allowed (Origin not in the project's"
         " CORS allowlist).",
+        408: "body_timeout: the body did not arrive within HTTP_BODY_TIMEOUT_SECONDS;"
+        " nothing was accepted.",
         413: "payload_too_large" + (" or batch_too_large." if batch else "."),
         415: "unsupported_media_type or unsupported_content_encoding.",
         429: "rate_limited or quota_exceeded; nothing was accepted.",
-        503: "buffer_unavailable: nothing was accepted, retry.",
+        503: "buffer_unavailable (nothing was accepted, retry), or too_many_connections"
+        " (HTTP_MAX_CONNECTIONS reached).",
     }
     return {
         "operationId": "ingestBatch" if batch else "ingestEvent",
@@ -149,7 +152,8 @@ def _segment(kind: str) -> Schema:
         413: "payload_too_large: 32 KB per message, 500 KB per batch.",
         415: "unsupported_media_type or unsupported_content_encoding.",
         429: "rate_limited or quota_exceeded; nothing was accepted.",
-        503: "buffer_unavailable: nothing was accepted, retry.",
+        503: "buffer_unavailable (nothing was accepted, retry), or too_many_connections"
+        " (HTTP_MAX_CONNECTIONS reached).",
     }
     return {
         "operationId": f"segment{kind.capitalize()}",
