@@ -3,10 +3,16 @@
 A key or settings change (rotation, revocation, ``set-setting``) reaches a
 running edge within ``key_cache_seconds`` (5 s): positive answers are cached
 that long, unknown keys are not cached at all, so a new key works at once.
+
+Look-ups are single-flight: however many requests miss on one key at once, one query
+goes to PostgreSQL and the others wait for its answer. A key in use is refreshed in the
+background during the last fifth of its time to live, so requests keep hitting the cache
+instead of all waiting on PostgreSQL every ``key_cache_seconds``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import asyncpg
@@ -26,12 +32,13 @@ from analytics.storage.projects import KeyRecord, find_key, resolve_source
 class KeyCache:
     """Key value -> project (and its parsed settings), with a short time to live."""
 
-    __slots__ = ("_entries", "_pool", "_settings", "_ttl", "used")
+    __slots__ = ("_entries", "_inflight", "_pool", "_settings", "_ttl", "used")
 
     def __init__(self, pool: asyncpg.Pool, ttl: float) -> None:
         self._pool = pool
         self._ttl = ttl
         self._entries: dict[str, tuple[float, KeyRecord]] = {}
+        self._inflight: dict[str, asyncio.Future[KeyRecord | None]] = {}
         self._settings: dict[str, ProjectSettings] = {}
         # Keys looked up in the database since the audit writer last drained this.
         self.used: set[tuple[str, str]] = set()
@@ -49,18 +56,13 @@ class KeyCache:
         hit = self._entries.get(key)
         if hit is not None and hit[0] > now:
             record = hit[1]
+            if hit[0] - now < self._ttl / 5 and key not in self._inflight:
+                self._lookup(key)  # refresh ahead, in the background
         else:
-            async with self._pool.acquire() as conn:
-                found = await find_key(conn, key)
+            found = await asyncio.shield(self._inflight.get(key) or self._lookup(key))
             if found is None:
-                self._entries.pop(key, None)
                 raise Unauthorized("the API key is unknown or revoked", code="invalid_api_key")
             record = found
-            if len(self._entries) > 100_000:
-                self._entries.clear()
-            self._entries[key] = (now + self._ttl, record)
-            self._settings[record.project_id] = project_settings(record.settings)
-            self.used.add((record.project_id, record.kind.value))
         if record.kind is not needed:
             if needed is KeyKind.PUBLIC:
                 raise Forbidden(
@@ -72,6 +74,31 @@ class KeyCache:
                 code="public_key_not_allowed",
             )
         return record
+
+    def _lookup(self, key: str) -> asyncio.Future[KeyRecord | None]:
+        """Start the one database look-up of ``key``; its answer fills the cache."""
+        future = asyncio.ensure_future(self._fetch(key))
+        self._inflight[key] = future
+        future.add_done_callback(lambda done: self._done(key, done))
+        return future
+
+    def _done(self, key: str, future: asyncio.Future[KeyRecord | None]) -> None:
+        self._inflight.pop(key, None)
+        if not future.cancelled():
+            future.exception()  # a background refresh's failure is for the next request
+
+    async def _fetch(self, key: str) -> KeyRecord | None:
+        async with self._pool.acquire() as conn:
+            found = await find_key(conn, key)
+        if found is None:
+            self._entries.pop(key, None)
+            return None
+        if len(self._entries) > 100_000:
+            self._entries.clear()
+        self._entries[key] = (time.monotonic() + self._ttl, found)
+        self._settings[found.project_id] = project_settings(found.settings)
+        self.used.add((found.project_id, found.kind.value))
+        return found
 
     def settings_of(self, record: KeyRecord) -> ProjectSettings:
         """The project's settings as of the key's last look-up."""

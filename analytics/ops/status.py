@@ -6,10 +6,11 @@ OK / WARN / FAIL checks and is pure, so its rules are tested without services.
 
 What is measured:
 
-* buffer: ``XLEN`` of the stream (entries, one per group commit of accepted requests, not
+* buffer: ``XLEN`` of the stream (entries, each holding one or more accepted requests'
   events; an entry stays until PostgreSQL holds its events, so the depth includes entries
-  sent to Kafka and not yet confirmed by the bridge's confirm pass), ``XPENDING`` of the bridge group, entries pending
-  longer than the claim timeout (left by a dead bridge), and the age of the oldest entry;
+  sent to Kafka and not yet confirmed by the bridge's confirm pass), ``XPENDING`` of the
+  bridge group, entries pending longer than the claim timeout (left by a dead bridge), and
+  the age of the oldest entry;
 * Kafka: per partition of the events topic, the faust group's committed offset and the high
   watermark; lag is in messages (each packs up to ``bridge_events_per_message`` events); a
   partition without a committed offset counts from the log start (faust reads from earliest);

@@ -1,10 +1,12 @@
 """The Redis Stream buffer between the edge and Kafka.
 
-One stream entry per accepted request, holding all its events, written with
-a single XADD (atomic for the whole batch); concurrent requests share one
-pipelined round trip (``BufferWriter``). The
-bridge reads entries with a consumer group and deletes them once Kafka has
-acknowledged their events.
+Group commit (``BufferWriter``): requests that arrive in the same event-loop turn share
+one pipelined round trip, and those without rate limits share one ``XADD``, whose entry
+holds all their events (up to ``ENTRY_EVENTS``); a request is never split across entries,
+so each is appended whole or not at all. A request with limits gets its own entry, written
+by a Lua script (``EVALSHA``, loaded once) that checks and charges the limits atomically
+with the append. The bridge reads entries with a consumer group; an entry stays until
+PostgreSQL holds its events (``analytics.pipeline.confirm``).
 """
 
 from __future__ import annotations
@@ -15,14 +17,30 @@ from collections.abc import Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from analytics import metrics
 from analytics.errors import BufferUnavailable, RateLimited
 from analytics.events.models import EventRow, encode_rows
-from analytics.projects.limits import APPEND_WITH_LIMITS, CHECK_AND_CHARGE, Limit, window_fraction
+from analytics.projects.limits import (
+    APPEND_WITH_LIMITS,
+    APPEND_WITH_LIMITS_SHA,
+    CHECK_AND_CHARGE,
+    Limit,
+    window_fraction,
+)
 
 FIELD = b"e"
+# Requests without limits are merged into one entry up to this many events (the bridge
+# reads entries by the hundred: bounded entries keep its memory bounded).
+ENTRY_EVENTS = 1000
+
+
+def merge_payloads(payloads: Sequence[bytes]) -> bytes:
+    """One ``encode_rows`` array from several (each a non-empty JSON array), without decoding."""
+    if len(payloads) == 1:
+        return payloads[0]
+    return b"[" + b",".join(p[1:-1] for p in payloads) + b"]"
 
 
 def _unavailable() -> BufferUnavailable:
@@ -39,7 +57,16 @@ class BufferWriter:
     learns its own outcome, so a 202 still means "this entry is in Redis".
     """
 
-    __slots__ = ("_client", "_flushing", "_limiter", "_max", "_pending", "_stream", "fail_open")
+    __slots__ = (
+        "_client",
+        "_flushing",
+        "_limiter",
+        "_max",
+        "_pending",
+        "_sha",
+        "_stream",
+        "fail_open",
+    )
 
     def __init__(
         self,
@@ -56,6 +83,7 @@ class BufferWriter:
         self._max = max_group
         self._pending: list[tuple[bytes, int, Sequence[Limit], asyncio.Future[int]]] = []
         self._flushing = False
+        self._sha: str | None = None
         self.fail_open = 0
 
     async def append(self, rows: list[EventRow], limits: Sequence[Limit] = ()) -> None:
@@ -103,46 +131,85 @@ class BufferWriter:
         try:
             while self._pending:
                 group, self._pending = self._pending[: self._max], self._pending[self._max :]
-                now = time.time()
-                try:
-                    async with self._client.pipeline(transaction=False) as pipe:
-                        for payload, count, limits, _ in group:
-                            self._queue(pipe, payload, count, limits, now)
-                        results = await pipe.execute(raise_on_error=False)
-                except (RedisError, OSError):
-                    for *_, future in group:
-                        if not future.done():
-                            future.set_exception(_unavailable())
-                    continue
-                retry = []
-                for (payload, _, limits, future), result in zip(group, results, strict=True):
-                    if isinstance(result, ResponseError) and limits:
-                        # The limiter itself failed (not the connection): fail open.
-                        self.fail_open += 1
-                        metrics.RATE_LIMIT_FAIL_OPEN.inc()
-                        retry.append((payload, future))
-                    elif isinstance(result, Exception):
-                        future.set_exception(_unavailable())
-                    elif not future.done():
-                        future.set_result(int(result) if limits else 0)
-                if retry:
-                    await self._plain(retry)
+                await self._write(group)
         finally:
             self._flushing = False
 
-    def _queue(
+    async def _write(
+        self, group: list[tuple[bytes, int, Sequence[Limit], asyncio.Future[int]]]
+    ) -> None:
+        """One round trip: merged XADDs for requests without limits, a script per limited one."""
+        now = time.time()
+        plain: list[list[tuple[bytes, asyncio.Future[int]]]] = []
+        limited: list[tuple[bytes, int, Sequence[Limit], asyncio.Future[int]]] = []
+        events = ENTRY_EVENTS
+        for item in group:
+            payload, count, limits, future = item
+            if limits:
+                limited.append(item)
+                continue
+            if events + count > ENTRY_EVENTS:
+                plain.append([])
+                events = 0
+            plain[-1].append((payload, future))
+            events += count
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                for entry in plain:
+                    pipe.xadd(self._stream, {FIELD: merge_payloads([p for p, _ in entry])})
+                for payload, count, limits, _ in limited:
+                    self._queue_limited(pipe, payload, count, limits, now)
+                results = await pipe.execute(raise_on_error=False)
+        except (RedisError, OSError):
+            for *_, future in group:
+                if not future.done():
+                    future.set_exception(_unavailable())
+            return
+        for entry, result in zip(plain, results, strict=False):
+            for _, future in entry:
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(_unavailable())
+                else:
+                    future.set_result(0)
+        retry: list[tuple[bytes, asyncio.Future[int]]] = []
+        unloaded: list[tuple[bytes, int, Sequence[Limit], asyncio.Future[int]]] = []
+        for item, result in zip(limited, results[len(plain) :], strict=True):
+            payload, _, _, future = item
+            if isinstance(result, NoScriptError):
+                unloaded.append(item)  # Redis restarted or flushed its scripts: load, redo
+            elif isinstance(result, ResponseError):
+                # The limiter itself failed (not the connection): fail open.
+                self.fail_open += 1
+                metrics.RATE_LIMIT_FAIL_OPEN.inc()
+                retry.append((payload, future))
+            elif isinstance(result, Exception):
+                future.set_exception(_unavailable())
+            elif not future.done():
+                future.set_result(int(result))
+        if unloaded:
+            self._sha = None
+            await self._write(unloaded)
+        if retry:
+            await self._plain(retry)
+
+    def _queue_limited(
         self, pipe: Any, payload: bytes, count: int, limits: Sequence[Limit], now: float
     ) -> None:
-        if not limits:
-            pipe.xadd(self._stream, {FIELD: payload})
-            return
         keys = [self._stream]
         for limit in limits:
             keys += [limit.current_key, limit.previous_key]
         args: list[Any] = [payload, count, window_fraction(now)]
         args += [limit.limit for limit in limits]
         args += [limit.ttl_seconds for limit in limits]
-        pipe.eval(APPEND_WITH_LIMITS, len(keys), *keys, *args)
+        if self._sha is None:
+            # The first use (or after NOSCRIPT): EVAL sends the script and caches it in
+            # Redis; every later request sends only its SHA1.
+            self._sha = APPEND_WITH_LIMITS_SHA
+            pipe.eval(APPEND_WITH_LIMITS, len(keys), *keys, *args)
+        else:
+            pipe.evalsha(self._sha, len(keys), *keys, *args)
 
     async def _plain(self, entries: list[tuple[bytes, asyncio.Future[int]]]) -> None:
         try:

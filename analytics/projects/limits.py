@@ -10,6 +10,7 @@ quotas are fixed UTC-day counters (no previous window).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ return 0
 """
 
 APPEND_WITH_LIMITS = _TEMPLATE.replace("{append}", "redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])")
+APPEND_WITH_LIMITS_SHA = hashlib.sha1(APPEND_WITH_LIMITS.encode()).hexdigest()  # noqa: S324
 # For a limiter on its own Redis: the same check and charge, no append (KEYS[1] unused).
 CHECK_AND_CHARGE = _TEMPLATE.replace("{append}", "")
 
