@@ -122,7 +122,7 @@ def restart_in_place() -> None:  # pragma: no cover - replaces the process
         handler.flush()
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])  # noqa: S606  # nosec B606
 
 
 def register(app: Any, settings: Settings) -> BrokerWatch:

@@ -40,7 +40,9 @@ return 0
 """
 
 APPEND_WITH_LIMITS = _TEMPLATE.replace("{append}", "redis.call('XADD', KEYS[1], '*', 'e', ARGV[1])")
-APPEND_WITH_LIMITS_SHA = hashlib.sha1(APPEND_WITH_LIMITS.encode()).hexdigest()  # noqa: S324
+APPEND_WITH_LIMITS_SHA = hashlib.sha1(
+    APPEND_WITH_LIMITS.encode(), usedforsecurity=False
+).hexdigest()
 # For a limiter on its own Redis: the same check and charge, no append (KEYS[1] unused).
 CHECK_AND_CHARGE = _TEMPLATE.replace("{append}", "")
 
