@@ -6,7 +6,17 @@ The edge and the worker each serve their own process's registry at ``/metrics``.
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+
+@functools.lru_cache(maxsize=8192)
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered: the hot paths label on every request."""
+    return metric.labels(*labels)
+
 
 # Edge
 INGEST_REQUESTS = Counter(

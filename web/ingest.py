@@ -302,14 +302,16 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
 
 def _count(project_id: str, kept: int, sampled: int, results: list[dict[str, Any]]) -> None:
     if kept:
-        metrics.INGEST_EVENTS.labels(project_id, "accepted").inc(kept)
+        metrics.child(metrics.INGEST_EVENTS, project_id, "accepted").inc(kept)
     if sampled:
-        metrics.INGEST_EVENTS.labels(project_id, "sampled").inc(sampled)
+        metrics.child(metrics.INGEST_EVENTS, project_id, "sampled").inc(sampled)
+    if not results:
+        return
     rejected = [r for r in results if r["status"] == "rejected"]
     if rejected:
-        metrics.INGEST_EVENTS.labels(project_id, "rejected").inc(len(rejected))
+        metrics.child(metrics.INGEST_EVENTS, project_id, "rejected").inc(len(rejected))
         for result in rejected:
-            metrics.INGEST_REJECTIONS.labels(result["code"]).inc()
+            metrics.child(metrics.INGEST_REJECTIONS, result["code"]).inc()
 
 
 @measured("ingest")
