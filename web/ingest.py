@@ -32,6 +32,8 @@ from web.body import read_json
 from web.client import Network, client_ip, parse_networks
 from web.middleware import json_response, measured
 
+make_row = tuple.__new__
+
 COOKIE_NAME = "sa_uid"
 COOKIE_MAX_AGE = 2 * 365 * 86_400
 
@@ -159,7 +161,8 @@ async def _sample_and_limit(
             outcome.sampled.append(index)
             continue
         source_id = sources[row.event_source][0]
-        outcome.kept.append(row._replace(event_source_id=source_id, sample_rate=rate))
+        # row with its source id (field 2) and sample rate (field 9), without _replace's cost
+        outcome.kept.append(make_row(EventRow, (*row[:2], source_id, *row[3:9], rate, *row[10:])))
         charged[row.event_source] = policy
     outcome.limits = request_limits(
         project_id, resolve(project, None), charged.items(), ip, time.time()
