@@ -39,6 +39,7 @@ from web.middleware import json_response
 
 _PAGE = resources.files("web") / "static" / "admin.html"
 HTTP = web.AppKey("admin_http", aiohttp.ClientSession)
+SESSION = web.RequestKey("admin_session", admin_auth.Session)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -50,7 +51,7 @@ def admin_only(handler: Handler) -> Handler:
         session = await admin_auth.current_session(request)
         if isinstance(session, web.Response):
             return session
-        request["admin_session"] = session
+        request[SESSION] = session
         try:
             return await handler(request)
         except ConfigError as error:
@@ -110,7 +111,7 @@ async def login(request: web.Request) -> web.StreamResponse:
     if "application/json" in request.headers.get("Accept", ""):
         response = json_response(body)
     else:
-        response = web.HTTPSeeOther("/admin/")
+        response = web.Response(status=303, headers={"Location": "/admin/"})
     response.set_cookie(
         admin_auth.COOKIE,
         value,
@@ -126,7 +127,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 @admin_only
 async def logout(request: web.Request) -> web.StreamResponse:
     """Sign out: the cookie is cleared here and refused from now on."""
-    await admin_auth.sign_out(request, request["admin_session"])
+    await admin_auth.sign_out(request, request[SESSION])
     response = json_response({"signed_in": False})
     response.del_cookie(admin_auth.COOKIE, path="/admin/")
     return response
@@ -135,7 +136,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 @admin_only
 async def session_info(request: web.Request) -> web.Response:
     """Who is signed in and the CSRF token the page sends with every change."""
-    session: admin_auth.Session = request["admin_session"]
+    session = request[SESSION]
     token = admin_auth.admin_token(request.app[SETTINGS])
     assert token is not None
     return json_response(
