@@ -104,6 +104,7 @@ async def test_admin_page_end_to_end(
 
             await wait_for(lambda: stored("first"), timeout=60)
             await wait_overall(browser, "OK", 60)
+            await browser.evaluate("window.scrollTo(0, 0)")
             await browser.screenshot(run_dir / "admin-page.png")
 
             # Rotate the public key with a 4-second grace: the old key works, then stops.
@@ -175,6 +176,7 @@ async def test_admin_page_end_to_end(
                 "document.querySelector('[data-check=flush]').textContent"
             )
             assert "FAIL" in flush and "is a worker running" in flush
+            await browser.evaluate("window.scrollTo(0, 0)")
             await browser.screenshot(run_dir / "admin-page-fail.png")
 
             # Restart it: the waiting events are stored and the panel is OK again.
