@@ -16,6 +16,7 @@ Every change is audited with ``actor: "admin"``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -185,23 +186,51 @@ async def _worker_figures(session: aiohttp.ClientSession, url: str) -> dict[str,
     return figures
 
 
-@admin_only
-async def health(request: web.Request) -> web.Response:
-    """``event-status``'s report (same checks, same code) and the live figures beside it."""
-    settings = request.app[SETTINGS]
+class HealthCache:
+    """One health report in flight at a time, reused for ``HEALTH_REUSE_SECONDS``.
+
+    ``collect`` opens its own Redis, Kafka and PostgreSQL connections (as ``event-status``
+    does); several open admin pages refreshing every 3 s share one report instead.
+    """
+
+    __slots__ = ("at", "task")
+
+    def __init__(self) -> None:
+        self.at = 0.0
+        self.task: asyncio.Task[dict[str, Any]] | None = None
+
+
+HEALTH_REUSE_SECONDS = 2.0
+HEALTH = web.AppKey("admin_health", HealthCache)
+
+
+async def _health_report(app: web.Application) -> dict[str, Any]:
+    settings = app[SETTINGS]
     urls = settings.worker_urls or (f"http://127.0.0.1:{settings.worker_web_port}",)
     report, workers = await asyncio.gather(
         status.collect(settings, limit=4.0),
-        asyncio.gather(*(_worker_figures(request.app[HTTP], url) for url in urls)),
+        asyncio.gather(*(_worker_figures(app[HTTP], url) for url in urls)),
     )
-    body = report.as_dict()
-    body["edge"] = _edge_counters()
+    body: dict[str, Any] = report.as_dict()
     body["workers"] = list(workers)
     try:
-        async with request.app[PG_POOL].acquire() as conn:
+        async with app[PG_POOL].acquire() as conn:
             body["dead_letters_open"] = await dead_letters.count_open(conn)
     except Exception:  # the postgresql check already says why
         body["dead_letters_open"] = None
+    return body
+
+
+@admin_only
+async def health(request: web.Request) -> web.Response:
+    """``event-status``'s report (same checks, same code) and the live figures beside it."""
+    cache = request.app[HEALTH]
+    now = time.monotonic()
+    if cache.task is None or (cache.task.done() and now - cache.at > HEALTH_REUSE_SECONDS):
+        cache.at = now
+        cache.task = asyncio.create_task(_health_report(request.app))
+    body = dict(await asyncio.shield(cache.task))
+    body["edge"] = _edge_counters()
     return web.Response(body=orjson.dumps(body, default=str), content_type="application/json")
 
 
@@ -365,9 +394,15 @@ async def audit_log(request: web.Request) -> web.Response:
 async def _client(app: web.Application) -> Any:
     session = aiohttp.ClientSession()
     app[HTTP] = session
+    app[HEALTH] = HealthCache()
     try:
         yield
     finally:
+        task = app[HEALTH].task
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await session.close()
 
 

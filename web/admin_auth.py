@@ -217,13 +217,9 @@ async def record_failure(request: web.Request, reason: str) -> None:
             await request.app[REDIS].expire(key, settings.admin_lockout_seconds)
     except (RedisError, OSError):
         log.warning("admin: Redis unreachable; failed login from %s not counted", address)
-    async with request.app[PG_POOL].acquire() as conn:
-        await audit(
-            conn,
-            None,
-            "admin_login_failed",
-            {"ip": address, "reason": reason, "failures": failures},
-        )
+    await _audit(
+        request, "admin_login_failed", {"ip": address, "reason": reason, "failures": failures}
+    )
 
 
 async def record_success(request: web.Request, via: str) -> None:
@@ -232,8 +228,7 @@ async def record_success(request: web.Request, via: str) -> None:
     address = _address(request)
     with contextlib.suppress(RedisError, OSError):  # else the count expires by itself
         await request.app[REDIS].delete(_failures_key(settings, address))
-    async with request.app[PG_POOL].acquire() as conn:
-        await audit(conn, None, "admin_login", {"ip": address, "via": via})
+    await _audit(request, "admin_login", {"ip": address, "via": via})
 
 
 async def sign_out(request: web.Request, session: Session) -> None:
@@ -243,8 +238,17 @@ async def sign_out(request: web.Request, session: Session) -> None:
     settings = request.app[SETTINGS]
     remaining = max(1, session.expires - int(time.time()))
     await request.app[REDIS].set(_signed_out_key(settings, session.nonce), b"1", ex=remaining)
-    async with request.app[PG_POOL].acquire() as conn:
-        await audit(conn, None, "admin_logout", {"ip": _address(request)})
+    await _audit(request, "admin_logout", {"ip": _address(request)})
+
+
+async def _audit(request: web.Request, action: str, detail: dict[str, object]) -> None:
+    """Write a sign-in record; a database outage is logged, never a reason to refuse the page
+    (the health panel is how an operator learns that PostgreSQL is down)."""
+    try:
+        async with request.app[PG_POOL].acquire() as conn:
+            await audit(conn, None, action, dict(detail))
+    except Exception:
+        log.exception("admin: could not write %s to the audit log: %s", action, detail)
 
 
 def _address(request: web.Request) -> str:
