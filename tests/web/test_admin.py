@@ -56,6 +56,8 @@ async def admin_edge(settings: Settings, db: asyncpg.Pool) -> AsyncIterator[str]
             "http_port": free_port(),
             "trusted_proxies": ("127.0.0.1/32",),
             "admin_max_failures": 3,
+            # Short sessions: a sign-out's Redis record lives as long as the session would.
+            "admin_session_hours": 0.1,
             "key_cache_seconds": 0.5,
         }
     )
