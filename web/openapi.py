@@ -1,10 +1,9 @@
 """The OpenAPI 3.1 document of the edge's public HTTP API, served at ``GET /api/openapi.json``.
 
-Written by hand from what the handlers answer (``web.ingest``,
-``web.dashboard``, ``web.export``, ``web.realtime``, ``web.health`` and the error
-middleware):
-every status a documented operation can answer is listed, and only those; a
-500 is a bug, never part of the contract, so it is not documented.
+Written by hand from what the handlers answer (``web.ingest``, ``web.dashboard``,
+``web.export``, ``web.realtime``, ``web.health`` and the error middleware): every
+status a documented operation can answer is listed, and only those; a 500 is a
+bug, never part of the contract, so it is not documented.
 ``tests/web/test_openapi.py`` fuzzes a running edge against this document and
 checks that every ``/api/`` route is in it, so the two cannot drift apart
 silently: when a handler changes what it answers, change this module too.
