@@ -14,6 +14,7 @@ connection (the client sees a truncated chunked body, never a complete-looking f
 from __future__ import annotations
 
 import contextlib
+import logging
 from datetime import UTC, date, datetime
 
 from aiohttp import web
@@ -24,6 +25,8 @@ from analytics.projects.api_keys import KeyKind, bearer
 from analytics.transfer.events_file import Format, export_chunks
 from analytics.transfer.stats_zip import resolve_period, stats_zip
 from web.app_keys import KEY_CACHE, PG_POOL
+
+log = logging.getLogger(__name__)
 
 
 async def _project_id(request: web.Request) -> str:
@@ -88,9 +91,14 @@ async def export_events(request: web.Request) -> web.StreamResponse:
         chunks = export_chunks(conn, project_id, start, end, fmt)
         async with contextlib.aclosing(chunks):
             await response.prepare(request)
-            async for chunk in chunks:
-                if chunk:
-                    await response.write(chunk)
+            try:
+                async for chunk in chunks:
+                    if chunk:
+                        await response.write(chunk)
+            except ConnectionResetError:
+                # The client went away: closing the iterator rolls the read back.
+                log.info("export of project %s stopped: the client disconnected", project_id)
+                return response
     await response.write_eof()
     return response
 
