@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import uuid
+import zipfile
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +36,22 @@ async def _stored(db: asyncpg.Pool, project_id: str, n: int) -> None:
     await wait_for(lambda: stored_rows(db, project_id, n), timeout=60)
 
 
+async def _stats(http: aiohttp.ClientSession, edge: str, key: str) -> dict[str, bytes]:
+    """The stats ZIP of the last 200 days: file name -> CSV bytes."""
+    today = datetime.now(UTC).date()
+    url = f"{edge}/api/export/stats/?period=custom&date={today - timedelta(days=200)},{today}"
+    async with http.get(url, headers=auth(key)) as resp:
+        assert resp.status == 200
+        archive = zipfile.ZipFile(io.BytesIO(await resp.read()))
+    return {name: archive.read(name) for name in archive.namelist()}
+
+
 async def test_export_then_import_gives_the_same_rows_and_aggregates(
     db: asyncpg.Pool,
     settings: Settings,
     worker: WorkerProcess,
+    edge: str,
+    http: aiohttp.ClientSession,
     project: NewProject,
     tmp_path: Path,
 ) -> None:
@@ -60,6 +75,19 @@ async def test_export_then_import_gives_the_same_rows_and_aggregates(
     for mine, theirs in zip(source_rows, imported_rows, strict=True):
         assert mine == theirs  # every column, field by field, bar the project's ids
     assert await aggregates(db, target.project_id) == await aggregates(db, project.project_id)
+    stats = await _stats(http, edge, project.private_key)
+    assert len(stats) == 3 and all(body.count(b"\n") > 1 for body in stats.values())
+    assert await _stats(http, edge, target.private_key) == stats
+
+    # The command line writes what the endpoint serves, byte for byte.
+    csv_file = tmp_path / "events.csv"
+    await cli_json(
+        settings, "export-events", project.project_id, "--format", "csv", "--output", str(csv_file)
+    )
+    async with http.get(
+        f"{edge}/api/export/events/?format=csv", headers=auth(project.private_key)
+    ) as resp:
+        assert await resp.read() == csv_file.read_bytes()
 
     # The same file again: every line is a duplicate and nothing changes.
     again = await cli_json(settings, "import-events", target.project_id, str(export))
