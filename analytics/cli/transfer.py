@@ -103,7 +103,12 @@ def register(app: Any, settings: Settings) -> None:
         try:
             if not await projects.project_exists(conn, project_id):
                 raise click.ClickException(f"unknown project {project_id!r}")
-            total = await exports.count_events(conn, project_id, since, until)
+            # Counting costs a scan of the range: only for a bar someone sees.
+            total = (
+                await exports.count_events(conn, project_id, since, until)
+                if sys.stderr.isatty()
+                else None
+            )
             with _output(output) as out, _progress(total, "exporting") as bar:
 
                 def counted(n: int) -> None:

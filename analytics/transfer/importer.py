@@ -289,25 +289,35 @@ class Importer:
         to_row = ndjson_row if self._format is ImportFormat.NDJSON else segment_row
         chunk: list[EventRow] = []
         first = True
-        for number, line in lines:
-            if first:
-                check_first(line, self._format)
-                first = False
-            try:
+        number = 0
+        try:
+            for number, line in lines:
+                if first:
+                    check_first(line, self._format)
+                    first = False
                 try:
-                    record = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise BadRequest(
-                        f"not a JSON object: {exc}", code="invalid_json", field="line"
-                    ) from exc
-                chunk.append(to_row(record, replace(ctx, now_us=time.time_ns() // 1000)))
-            except AnalyticsError as error:
-                self._reject(number, error)
-            if len(chunk) >= CHUNK_EVENTS:
-                await self._send(chunk)
-                chunk = []
-                if progress is not None:
-                    progress()
+                    try:
+                        record = orjson.loads(line)
+                    except orjson.JSONDecodeError as exc:
+                        raise BadRequest(
+                            f"not a JSON object: {exc}", code="invalid_json", field="line"
+                        ) from exc
+                    chunk.append(to_row(record, replace(ctx, now_us=time.time_ns() // 1000)))
+                except AnalyticsError as error:
+                    self._reject(number, error)
+                if len(chunk) >= CHUNK_EVENTS:
+                    await self._send(chunk)
+                    chunk = []
+                    if progress is not None:
+                        progress()
+        except (OSError, EOFError) as exc:
+            # A corrupt or truncated gzip stream: keep what was read before it, then stop.
+            await self._send(chunk)
+            raise ImportFileError(
+                f"cannot read past line {number} ({exc}); the lines before it were imported:"
+                f" {self.report.accepted} accepted, {self.report.duplicate} duplicate,"
+                f" {self.report.rejected} rejected"
+            ) from exc
         if chunk:
             await self._send(chunk)
         if first:
@@ -315,6 +325,8 @@ class Importer:
         return self.report
 
     async def _send(self, chunk: list[EventRow]) -> None:
+        if not chunk:
+            return
         unique: dict[str, EventRow] = {}
         for row in chunk:
             unique.setdefault(row.event_id, row)

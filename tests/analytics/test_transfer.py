@@ -230,3 +230,33 @@ async def test_a_file_of_the_wrong_format_fails_fast(
             "SELECT count(*) FROM event_sources WHERE project_id = $1", project.project_id
         )
     assert stored == 0  # nothing was sent: not even a source was created
+
+
+async def test_a_truncated_gzip_keeps_what_was_read_and_says_where_it_stopped(
+    db: asyncpg.Pool, settings: Settings, worker: WorkerProcess, project: NewProject, tmp_path: Path
+) -> None:
+    lines = [
+        orjson.dumps(
+            {
+                "event_name": "e",
+                "event_source": "web",
+                "event_id": f"cut-{i}",
+                "timestamp": "2025-03-01T00:00:00Z",
+                "properties": {"pad": uuid.uuid4().hex},  # random: gzip cannot shrink it away
+            }
+        )
+        for i in range(2500)
+    ]
+    whole = gzip.compress(b"\n".join(lines) + b"\n")
+    path = tmp_path / "cut.ndjson.gz"
+    path.write_bytes(whole[: len(whole) * 3 // 4])
+    result = await asyncio.to_thread(
+        run_cli, settings, "import-events", project.project_id, str(path)
+    )
+    assert result.returncode != 0
+    message = result.stderr.decode()
+    assert "cannot read past line" in message, message
+    accepted = int(message.split("imported: ")[1].split(" accepted")[0])
+    assert 1000 < accepted < 2500
+    await _stored(db, project.project_id, accepted)
+    assert len(await raw_rows(db, project.project_id)) == accepted
