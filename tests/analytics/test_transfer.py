@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import gzip
 import io
+import os
+import pty
+import subprocess
 import uuid
 import zipfile
 from datetime import UTC, datetime, timedelta
@@ -19,7 +22,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-from analytics.dev.processes import WorkerProcess
+from analytics.dev.processes import WorkerProcess, analytics_command
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.projects import NewProject
@@ -260,3 +263,42 @@ async def test_a_truncated_gzip_keeps_what_was_read_and_says_where_it_stopped(
     assert 1000 < accepted < 2500
     await _stored(db, project.project_id, accepted)
     assert len(await raw_rows(db, project.project_id)) == accepted
+
+
+def _export_stderr(settings: Settings, project_id: str, out: Path, *, tty: bool) -> str:
+    """What ``export-events`` writes to stderr, when stderr is a terminal or a pipe."""
+    env = {**os.environ, **settings.as_environ()}
+    argv = analytics_command("export-events", project_id, "--output", str(out))
+    if not tty:
+        done = subprocess.run(argv, env=env, capture_output=True, timeout=120)
+        assert done.returncode == 0
+        return done.stderr.decode()
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=follower)
+    os.close(follower)
+    seen = b""
+    while True:
+        try:
+            data = os.read(leader, 4096)
+        except OSError:  # the terminal closed with the process
+            break
+        if not data:
+            break
+        seen += data
+    os.close(leader)
+    assert proc.wait(timeout=120) == 0
+    return seen.decode(errors="replace")
+
+
+async def test_the_progress_bar_is_drawn_only_on_a_terminal(
+    db: asyncpg.Pool, settings: Settings, project: NewProject, tmp_path: Path
+) -> None:
+    await fill(db, project.project_id, count=12)
+    out = tmp_path / "e.ndjson"
+    on_terminal = await asyncio.to_thread(
+        _export_stderr, settings, project.project_id, out, tty=True
+    )
+    assert "exporting" in on_terminal and "12/12" in on_terminal
+    on_pipe = await asyncio.to_thread(_export_stderr, settings, project.project_id, out, tty=False)
+    assert "exporting" not in on_pipe
+    assert len(out.read_bytes().splitlines()) == 12
