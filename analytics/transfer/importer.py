@@ -115,6 +115,7 @@ def open_file(path: Path) -> tuple[IO[bytes], IO[bytes]]:
     raw = path.open("rb")
     if raw.read(2) == GZIP_MAGIC:
         raw.seek(0)
+        # GzipFile reads bytes like any binary file; typeshed does not call it an IO[bytes].
         return raw, gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[return-value]
     raw.seek(0)
     return raw, raw
