@@ -125,5 +125,6 @@ def _day(day: date) -> str:
 
 def add_routes(app: web.Application) -> None:
     """Register the export endpoints."""
-    app.router.add_get("/api/export/events/", export_events)
+    # No HEAD: it would run the whole export to throw the body away.
+    app.router.add_get("/api/export/events/", export_events, allow_head=False)
     app.router.add_get("/api/export/stats/", export_stats)
