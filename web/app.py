@@ -20,7 +20,19 @@ from aiohttp import web
 from analytics.pipeline import buffer
 from analytics.settings import Settings
 from analytics.storage.migrate import prepare_database
-from web import admin, audit, dashboard, fleet, health, ingest, openapi, pages, realtime, segment
+from web import (
+    admin,
+    audit,
+    dashboard,
+    export,
+    fleet,
+    health,
+    ingest,
+    openapi,
+    pages,
+    realtime,
+    segment,
+)
 from web.admin_auth import MIN_TOKEN_LENGTH, admin_token
 from web.app_keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.auth import KeyCache, SourceCache
@@ -88,6 +100,7 @@ def make_edge(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics_view)
     dashboard.add_routes(app)
+    export.add_routes(app)
     realtime.add_routes(app)
     pages.add_routes(app)
     segment.add_routes(app)
