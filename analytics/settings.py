@@ -92,7 +92,7 @@ class Settings(BaseSettings):
     worker_session_timeout: float = 6.0
     worker_rebalance_timeout: float = 3.0
     # Changelog recovery that reads nothing for this long is given up (live view only).
-    worker_recovery_stall_seconds: float = 30.0
+    worker_recovery_stall_seconds: float = 10.0
     worker_datadir: str = ".run/worker-data"
 
     # The admin view at /admin/ (README, "Admin view"): off unless this is set to a secret
