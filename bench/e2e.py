@@ -15,6 +15,7 @@ from aiokafka.partitioner import murmur2
 
 from analytics.dev.broker import free_port
 from analytics.ops.recount import mismatches
+from analytics.storage.projects import NewProject
 from bench.http_load import wrk
 from bench.stack import Edge, Stack, peak_rss_mb, start_worker, wait_count
 
@@ -185,7 +186,7 @@ async def run_through(
     """n events through edge -> ... -> PostgreSQL; (events/s, worker peak RSS MB)."""
     partitions = max(1, workers)
     settings = stack.settings(topic_partitions=partitions)
-    projects = []
+    projects: list[NewProject] = []
     used: set[int] = set()
     while len(projects) < partitions:
         candidate = await stack.project(f"run-{len(projects)}")
