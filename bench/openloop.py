@@ -15,9 +15,12 @@ Limits, stated so the figures are read right:
   makes figures worse, never better; a run with many late sends is a weak run.
 - Several processes (``processes``) share the rate to get more sends per second; each
   keeps its own clock from one common start time.
-- In-flight requests are capped (``max_in_flight``); a request due while the cap is
-  full is not sent and counts as ``dropped`` (an overloaded server shows as drops and
-  a delivered rate below the offered one, not as a lower offered rate).
+- Requests share a fixed pool of keep-alive connections (``connections`` per process);
+  a request due while all are busy waits for one, and the wait counts in its latency.
+- In-flight requests (sending or waiting for a connection) are capped
+  (``max_in_flight``); a request due while the cap is full is not sent and counts as
+  ``dropped`` (an overloaded server shows as drops and a delivered rate below the
+  offered one, not as a lower offered rate).
 """
 
 from __future__ import annotations
@@ -81,7 +84,8 @@ class Plan:
     rate: float
     seconds: float
     body: str = "single"
-    max_in_flight: int = 2000
+    connections: int = 64
+    max_in_flight: int = 5000
     timeout_s: float = 30.0
 
 
@@ -188,7 +192,9 @@ async def run(
         else:
             counts["failed"] += 1
 
-    connector = aiohttp.TCPConnector(limit=plan.max_in_flight, force_close=False)
+    # A fixed pool of keep-alive connections (per process), as a fleet of clients would
+    # hold: a request due while all are busy waits for one, and that wait counts.
+    connector = aiohttp.TCPConnector(limit=plan.connections)
     timeout = aiohttp.ClientTimeout(total=plan.timeout_s)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
         if start_at is not None:
