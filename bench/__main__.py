@@ -151,11 +151,14 @@ async def b3_prime(run: Run) -> float:
 
 async def quix(run: Run) -> float:
     async def measure() -> float:
-        value = await asyncio.to_thread(pipeline.quix_peer, run.stack.settings(), AGENT_EVENTS)
+        value, first = await asyncio.to_thread(
+            pipeline.quix_peer, run.stack.settings(), AGENT_EVENTS
+        )
         run.add(
             Row(
                 "P1 Quix Streams: decode + 5-min windowed count per key, same events and"
-                " count, start to last event (no dedup, no raw rows, no PostgreSQL)",
+                f" count, start to last event ({_s(first)} to the first); no dedup, no raw"
+                " rows, nothing written to PostgreSQL",
                 value,
                 "events/s",
             )

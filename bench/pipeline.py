@@ -180,11 +180,12 @@ async def raw_sink_alone(pool: asyncpg.Pool, rows: list[EventRow]) -> float:
         return len(rows) / (time.perf_counter() - started)
 
 
-def quix_peer(settings: Settings, n: int) -> float | None:
+def quix_peer(settings: Settings, n: int) -> tuple[float | None, float | None]:
     """P1: the Quix Streams peer in its own process (it wants the main thread); events/s.
 
     Same events (``make_rows``, one JSON message each) and the same count as the agents
-    row, timed from the application's start to its last event.
+    row, timed from the application's start to its last event. Returns (events/s,
+    seconds from the start to the first event).
     """
     import subprocess
     import sys
@@ -203,7 +204,9 @@ def quix_peer(settings: Settings, n: int) -> float | None:
         text=True,
         timeout=900,
     )
-    for line in reversed(result.stdout.splitlines()):
-        if line.startswith("EVENTS_PER_S "):
-            return float(line.split()[1])
-    return None
+    found: dict[str, float] = {}
+    for line in result.stdout.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("EVENTS_PER_S", "FIRST_EVENT_AFTER_S"):
+            found[name] = float(value)
+    return found.get("EVENTS_PER_S"), found.get("FIRST_EVENT_AFTER_S")

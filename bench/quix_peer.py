@@ -54,9 +54,11 @@ def main(broker: str, topic_name: str, group: str, n: int) -> None:
             producer.poll(0)
     producer.flush(120)
 
-    state = {"seen": 0, "started": 0.0, "finished": 0.0}
+    state = {"seen": 0, "started": 0.0, "first": 0.0, "finished": 0.0}
 
     def count(value: object) -> None:
+        if not state["seen"]:
+            state["first"] = time.perf_counter()
         state["seen"] += 1
         if state["seen"] >= n:
             state["finished"] = time.perf_counter()
@@ -71,6 +73,7 @@ def main(broker: str, topic_name: str, group: str, n: int) -> None:
     app.run()
     if state["finished"]:
         print(f"EVENTS_PER_S {n / (state['finished'] - state['started']):.1f}", flush=True)
+        print(f"FIRST_EVENT_AFTER_S {state['first'] - state['started']:.2f}", flush=True)
 
 
 if __name__ == "__main__":
