@@ -90,7 +90,10 @@ async def probe_freshness(
             async with http.post(
                 f"{edge_url}/api/events/ingest/",
                 data=body,
-                headers={"Authorization": f"Bearer {probe.public_key}"},
+                headers={
+                    "Authorization": f"Bearer {probe.public_key}",
+                    "Content-Type": "application/json",
+                },
             ) as resp:
                 await resp.read()
                 if resp.status != 202:

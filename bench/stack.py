@@ -28,9 +28,11 @@ ADMIN_DSN = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 # Every Redis key of a run starts with sa_bench:<run>:. A run holds sa_bench:<run>:alive
 # (refreshed, with a TTL) while it lives, so a new run deletes what dead runs left
-# behind and never the keys of a run still going on the same Redis.
+# behind and never the keys of a run still going on the same Redis. Keys of runs made
+# before this scheme have no alive key: they go only once untouched for IDLE_S.
 KEY_ROOT = "sa_bench:"
 ALIVE_TTL_S = 120
+IDLE_S = 300
 
 
 async def delete_keys(client: aioredis.Redis, pattern: str) -> int:
@@ -56,8 +58,12 @@ async def delete_dead_runs(client: aioredis.Redis) -> int:
             runs.add(parts[1])
     deleted = 0
     for run in runs:
-        if not await client.exists(f"{KEY_ROOT}{run}:alive"):
-            deleted += await delete_keys(client, f"{KEY_ROOT}{run}:*")
+        if await client.exists(f"{KEY_ROOT}{run}:alive"):
+            continue
+        async for key in client.scan_iter(match=f"{KEY_ROOT}{run}:*", count=1000):
+            idle = await client.object("idletime", key)
+            if idle is None or int(idle) >= IDLE_S:
+                deleted += await client.delete(key)
     return deleted
 
 
