@@ -7,8 +7,8 @@ it measures, it does not gate.
 - ``BENCH_ONLY=edge_single,agents`` runs only those rows (names in ``ROWS``); the
   baselines a row needs are measured with it. ``BENCH_ONLY=ledger`` runs the 10^7-event
   ledger row, which a full run leaves out.
-- ``BENCH_PROFILE=1`` records py-spy profiles of the edge and the worker during the
-  freshness run, into the run's log directory.
+- ``BENCH_PROFILE=1`` records py-spy profiles (folded stacks) of the edge and the worker
+  during the freshness run, into the run's log directory.
 """
 
 from __future__ import annotations
@@ -372,7 +372,7 @@ async def row_freshness(run: Run) -> None:
         )
     run.add(limit_row("edge peak RSS in the freshness run", steady.edge_rss_mb, "MB", 400))
     if profile is not None:
-        run.notes.append(f"py-spy profiles (speedscope) in {profile}")
+        run.notes.append(f"py-spy profiles (folded stacks) in {profile}")
 
 
 async def row_growth(run: Run) -> None:

@@ -283,7 +283,11 @@ async def steady_load(
 
 
 async def _profile(out: Path, seconds: float, **pids: object) -> list[asyncio.subprocess.Process]:
-    """py-spy record on each named process for the run (BENCH_PROFILE=1)."""
+    """py-spy record on each named process for the run (BENCH_PROFILE=1).
+
+    Folded stacks (one line per stack, with its sample count): flamegraph.pl, speedscope
+    and inferno read them, and ``sort -t' ' -k2 -n`` finds the heaviest by hand.
+    """
     import shutil
 
     binary = shutil.which("py-spy")
@@ -304,9 +308,9 @@ async def _profile(out: Path, seconds: float, **pids: object) -> list[asyncio.su
                 "--duration",
                 str(int(seconds)),
                 "--format",
-                "speedscope",
+                "raw",
                 "--output",
-                str(out / f"{name}.speedscope.json"),
+                str(out / f"{name}.folded.txt"),
                 stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL,
             )
