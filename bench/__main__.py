@@ -77,9 +77,12 @@ async def b1(run: Run) -> float:
         project = await run.stack.project("b1")
         with BareEdge(free_port()) as bare:
             result = await asyncio.to_thread(
-                wrk, f"{bare.url}/api/events/ingest/", "single.lua", project.public_key,
+                wrk,
+                f"{bare.url}/api/events/ingest/",
+                "single.lua",
+                project.public_key,
                 seconds=SECONDS,
-            )  # fmt: skip
+            )
         run.add(Row("B1 bare aiohttp handler (wrk, closed loop)", result.requests_per_s, "req/s"))
         return result.requests_per_s
 
@@ -92,9 +95,12 @@ async def b1_prime(run: Run) -> float:
         target = (REDIS_URL, run.stack.stream_key("b1x"))
         with BareEdge(free_port(), redis=target) as bare:
             result = await asyncio.to_thread(
-                wrk, f"{bare.url}/api/events/ingest/", "single.lua", project.public_key,
+                wrk,
+                f"{bare.url}/api/events/ingest/",
+                "single.lua",
+                project.public_key,
                 seconds=SECONDS,
-            )  # fmt: skip
+            )
         run.add(Row("B1' bare handler + one XADD of the body", result.requests_per_s, "req/s"))
         return result.requests_per_s
 
@@ -106,9 +112,12 @@ async def edge_single_capacity(run: Run) -> float:
         project = await run.stack.project("edge-single")
         with Edge(run.stack.settings(), run.workdir / "edge-single.log") as edge:
             result = await asyncio.to_thread(
-                wrk, f"{edge.url}/api/events/ingest/", "single.lua", project.public_key,
+                wrk,
+                f"{edge.url}/api/events/ingest/",
+                "single.lua",
+                project.public_key,
                 seconds=SECONDS,
-            )  # fmt: skip
+            )
         return result.requests_per_s
 
     return await run.once("edge_single", measure)
