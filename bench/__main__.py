@@ -274,9 +274,13 @@ async def row_edge_batch(run: Run) -> None:
     project = await run.stack.project("edge-batch")
     with Edge(run.stack.settings(), run.workdir / "edge-batch.log") as edge:
         result = await asyncio.to_thread(
-            wrk, f"{edge.url}/api/events/batch/", "batch.lua", project.public_key,
-            seconds=SECONDS, connections=8,
-        )  # fmt: skip
+            wrk,
+            f"{edge.url}/api/events/batch/",
+            "batch.lua",
+            project.public_key,
+            seconds=SECONDS,
+            connections=8,
+        )
     run.cache["edge_batch_events"] = result.requests_per_s * 100
     run.add(
         ratio_row(
