@@ -1,4 +1,4 @@
-"""HTTP load with wrk: throughput, and latency at a paced rate."""
+"""HTTP capacity with wrk (closed loop, full speed), and the bare baseline servers."""
 
 from __future__ import annotations
 
@@ -39,12 +39,12 @@ def wrk(
     *,
     seconds: int = 10,
     connections: int = 32,
-    rate_per_connection: float = 0.0,
 ) -> WrkResult:
+    """Capacity: wrk's closed loop at full speed (paced rows use ``bench.openloop``)."""
     binary = shutil.which("wrk")
     if binary is None:
         raise RuntimeError("wrk is not installed (apt-get install wrk)")
-    env = {**os.environ, "SA_KEY": key, "SA_RATE": str(rate_per_connection)}
+    env = {**os.environ, "SA_KEY": key}
     out = subprocess.run(
         [
             binary,
@@ -75,16 +75,20 @@ def wrk(
 
 
 class BareEdge:
-    """Baseline B1: a bare aiohttp handler that reads the body and answers 202."""
+    """Baseline B1 (bare aiohttp handler), or B1' with ``redis``: (url, stream) to XADD to."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, redis: tuple[str, str] | None = None) -> None:
         self.port = port
+        self.redis = redis
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> BareEdge:
         from analytics.dev.broker import wait_for_port
 
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "bare_edge.py"), str(self.port)])
+        extra = list(self.redis) if self.redis else []
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "bare_edge.py"), str(self.port), *extra]
+        )
         wait_for_port("127.0.0.1", self.port, 15)
         return self
 
@@ -92,3 +96,7 @@ class BareEdge:
         if self.proc is not None:
             self.proc.terminate()
             self.proc.wait(timeout=10)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"

@@ -1,6 +1,12 @@
 """P1, the peer: a 5-minute tumbling count per key in Quix Streams, on per-event JSON messages.
 
 Run as ``python -m bench.quix_peer BROKER TOPIC GROUP N``; prints ``EVENTS_PER_S x``.
+The events are the agents row's (``bench.pipeline.make_rows``: same fields, random
+UUIDv4 ids, same count), one JSON object per message keyed by project. The clock runs
+from ``app.run()`` (consumer start and group join included) to the last event counted.
+What the peer does: decode each event and keep a windowed count per key in its
+RocksDB state. What it does not: deduplicate, store raw rows, write aggregates or
+sketches to PostgreSQL, or feed a live view; it is a floor for the streaming part.
 The topic is created with explicit retention configs (the broker returns no
 topic configs otherwise and Quix fails on ``retention.ms``), and the window
 has a grace period so in-order-ish events are not dropped as late.
@@ -15,6 +21,8 @@ import orjson
 from confluent_kafka import Producer
 from quixstreams import Application
 from quixstreams.models import TopicConfig
+
+from bench.pipeline import make_rows
 
 
 def main(broker: str, topic_name: str, group: str, n: int) -> None:
@@ -35,38 +43,37 @@ def main(broker: str, topic_name: str, group: str, n: int) -> None:
         ),
     )
     producer = Producer({"bootstrap.servers": broker, "linger.ms": 20})
-    now_ms = int(time.time() * 1000)
-    for i in range(n):
-        ts = now_ms - 1_800_000 + i * (1_800_000 // n)
+    for i, row in enumerate(make_rows("bench-quix", 1, n)):
         producer.produce(
             topic_name,
-            key=b"project",
-            timestamp=ts,
-            value=orjson.dumps({"event_name": f"event_{i % 10}", "ts": ts}),
+            key=row.project_id.encode(),
+            timestamp=row.timestamp_us // 1000,
+            value=orjson.dumps(row._asdict()),
         )
         if i % 10_000 == 0:
             producer.poll(0)
     producer.flush(120)
 
-    state = {"seen": 0, "started": 0.0, "finished": 0.0}
+    state = {"seen": 0, "started": 0.0, "first": 0.0, "finished": 0.0}
 
-    def count(value: dict[str, object]) -> dict[str, object]:
+    def count(value: object) -> None:
         if not state["seen"]:
-            state["started"] = time.perf_counter()
+            state["first"] = time.perf_counter()
         state["seen"] += 1
         if state["seen"] >= n:
             state["finished"] = time.perf_counter()
             app.stop()
-        return value
 
     sdf = app.dataframe(topic)
     # .current() emits each event's updated window count, so counting after it times the
     # whole per-event aggregation.
     sdf = sdf.tumbling_window(duration_ms=300_000, grace_ms=60_000).count().current()
     sdf = sdf.update(count)
+    state["started"] = time.perf_counter()
     app.run()
     if state["finished"]:
         print(f"EVENTS_PER_S {n / (state['finished'] - state['started']):.1f}", flush=True)
+        print(f"FIRST_EVENT_AFTER_S {state['first'] - state['started']:.2f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -83,10 +83,23 @@ def render(rows: list[Row]) -> str:
     return head + "\n".join(lines) + "\n"
 
 
-def write(rows: list[Row], notes: list[str]) -> str:
+def render_run(run: dict[str, object]) -> str:
+    """One line saying what the figures were measured on."""
+    dirty = " (with uncommitted changes)" if run.get("git_dirty") else ""
+    return (
+        f"Run {run.get('date')} on {run.get('machine')} ({run.get('cpu')}, {run.get('cores')}"
+        f" cores), commit {str(run.get('git_commit'))[:12]}{dirty}, Python {run.get('python')},"
+        f" PostgreSQL {run.get('postgresql')}, Redis {run.get('redis')},"
+        f" quick={run.get('quick')}, only={run.get('only')}.\n\n"
+    )
+
+
+def write(rows: list[Row], notes: list[str], run: dict[str, object]) -> str:
+    """Write latest.md (run line, table, notes) and latest.json ({run, rows}); the text."""
     RESULTS.mkdir(exist_ok=True)
-    table = render(rows)
+    table = render_run(run) + render(rows)
     text = table + ("\n" + "\n".join(f"- {n}" for n in notes) + "\n" if notes else "")
     (RESULTS / "latest.md").write_text(text)
-    (RESULTS / "latest.json").write_text(json.dumps([r.as_json() for r in rows], indent=2))
+    data = {"run": run, "rows": [r.as_json() for r in rows], "notes": notes}
+    (RESULTS / "latest.json").write_text(json.dumps(data, indent=2))
     return text
