@@ -99,10 +99,14 @@ class OffsetsProbe:
         try:
             admin, consumer = await self._clients()
             # A metadata request for all topics: asking for one by name may auto-create it.
-            if topic not in await consumer.topics():
-                return None
-            numbers = consumer.partitions_for_topic(topic)
-            if not numbers:  # just created: its partitions are not in the metadata yet
+            numbers = None
+            if topic in await consumer.topics():
+                numbers = consumer.partitions_for_topic(topic)
+            if not numbers:
+                # Missing, or just created and not yet in this client's own metadata: a
+                # client without subscriptions may never refresh it (seen after a broker
+                # restart, for good), so the next read starts from fresh clients.
+                await self.close()
                 return None
             partitions = [TopicPartition(topic, p) for p in sorted(numbers)]
             committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
