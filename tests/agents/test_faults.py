@@ -10,6 +10,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import orjson
+import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from analytics.dev.broker import free_port
@@ -19,8 +20,8 @@ from analytics.pipeline.bridge import Bridge, make_bridge
 from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.support.load import count_is, send_batches, stored
-from tests.support.stack import start_edge, wait_for
+from tests.support.load import count_is, diagnosis, send_batches, stored
+from tests.support.stack import REDIS_URL, start_edge, wait_for
 
 
 async def test_worker_sigkill_mid_stream_keeps_every_event_once(
@@ -46,9 +47,17 @@ async def test_worker_sigkill_mid_stream_keeps_every_event_once(
         await sender
         await asyncio.to_thread(second.wait_ready)
         assert len(accepted) == 6000
-        await wait_for(
-            lambda: count_is(db, project.project_id, len(accepted)), timeout=90, interval=0.5
-        )
+        try:
+            await wait_for(
+                lambda: count_is(db, project.project_id, len(accepted)), timeout=90, interval=0.5
+            )
+        except AssertionError as exc:
+            redis = aioredis.Redis.from_url(REDIS_URL)
+            try:
+                why = await diagnosis(db, redis, settings, project.project_id, accepted)
+            finally:
+                await redis.aclose()
+            raise AssertionError(why) from exc
         count, distinct = await stored(db, project.project_id)
         assert count == distinct == len(accepted)
         async with db.acquire() as conn:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from typing import Any
 
 import aiohttp
 import asyncpg
@@ -50,3 +51,42 @@ async def stored(db: asyncpg.Pool, project_id: str) -> tuple[int, int]:
 
 async def count_is(db: asyncpg.Pool, project_id: str, n: int) -> bool:
     return (await stored(db, project_id))[0] >= n
+
+
+async def diagnosis(
+    db: asyncpg.Pool, redis: Any, settings: Any, project_id: str, accepted: list[str]
+) -> str:
+    """Where the accepted events that PostgreSQL lacks are: the buffer, the sent records, Kafka."""
+    from analytics.pipeline.buffer import FIELD
+    from analytics.pipeline.confirm import SentBatch, sent_key
+    from analytics.pipeline.kafka import OffsetsProbe
+
+    async with db.acquire() as conn:
+        have = {
+            r["event_id"]
+            for r in await conn.fetch(
+                "SELECT event_id FROM event_ids WHERE project_id = $1", project_id
+            )
+        }
+    missing = [i for i in accepted if i not in have]
+    in_stream: dict[str, bytes] = {}
+    for entry_id, fields in await redis.xrange(settings.stream_key):
+        for row in orjson.loads(fields[FIELD]):
+            if row[0] == project_id and row[1] in missing:
+                in_stream[row[1]] = entry_id
+    records = await redis.hgetall(sent_key(settings.stream_key))
+    recorded = {i for raw in records.values() for i in SentBatch.decode(raw).ids}
+    pending = await redis.xpending(settings.stream_key, settings.app_id)
+    probe = OffsetsProbe(settings.kafka_broker, io_seconds=5, client_id="diagnosis")
+    try:
+        offsets = await probe.read(settings.events_topic, settings.app_id)
+    finally:
+        await probe.close()
+    entries = set(in_stream.values())
+    return (
+        f"{len(missing)} of {len(accepted)} missing (first {missing[:3]});"
+        f" {len(in_stream)} of them in {len(entries)} buffer entries,"
+        f" {len(entries & recorded)} of those entries in sent records;"
+        f" {len(records)} sent records; pending {pending}; offsets {offsets};"
+        f" some records {[SentBatch.decode(r) for r in list(records.values())[:3]]}"
+    )
