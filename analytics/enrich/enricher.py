@@ -1,0 +1,120 @@
+"""The enrichment of a batch of events: one ``Enrichment`` per event, in order.
+
+Reads only what an event is stored with (``properties``, ``ip_address``,
+``user_agent``), so the worker before the insert and ``analytics
+enrich-events`` over older rows compute the same columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+import orjson
+
+from analytics.enrich.geo import CountryLookup
+from analytics.enrich.pages import NO_PAGE, page_sources, parse_page
+from analytics.enrich.referrers import referrer_domain, source_name
+from analytics.enrich.useragents import parse_agent
+
+# Column order of Enrichment, as the ``events`` table names them (SPEC §10).
+COLUMNS = (
+    "hostname",
+    "pathname",
+    "referrer_domain",
+    "referrer_source",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+    "browser",
+    "browser_version",
+    "os",
+    "os_version",
+    "device_type",
+    "is_bot",
+    "country_code",
+)
+
+
+class Enrichment(NamedTuple):
+    """The enriched columns of one event (each None when the event does not say)."""
+
+    hostname: str | None
+    pathname: str | None
+    referrer_domain: str | None
+    referrer_source: str | None
+    utm_source: str | None
+    utm_medium: str | None
+    utm_campaign: str | None
+    utm_term: str | None
+    utm_content: str | None
+    browser: str | None
+    browser_version: str | None
+    os: str | None
+    os_version: str | None
+    device_type: str | None
+    is_bot: bool | None
+    country_code: str | None
+
+
+class Source(NamedTuple):
+    """What enrichment reads of one stored event."""
+
+    properties: str
+    ip_address: str | None
+    user_agent: str | None
+
+
+class Enricher:
+    """Enriches events; holds the country database and its cache for a process's life."""
+
+    __slots__ = ("countries",)
+
+    def __init__(self, geoip_database: str | None = None) -> None:
+        self.countries = CountryLookup(geoip_database)
+
+    def close(self) -> None:
+        """Release the country database."""
+        self.countries.close()
+
+    def enrich(self, events: Iterable[Source]) -> list[Enrichment]:
+        """One ``Enrichment`` per event, in order."""
+        country = self.countries.country
+        out: list[Enrichment] = []
+        append = out.append
+        for properties, ip, agent in events:
+            page, source, domain = _page(properties)
+            append(
+                Enrichment(
+                    page.hostname,
+                    page.pathname,
+                    domain,
+                    source,
+                    *page[2:],
+                    *parse_agent(agent),
+                    country(ip),
+                )
+            )
+        return out
+
+
+def _page(properties: str) -> tuple[Any, str | None, str | None]:
+    """(Page, referrer_source, referrer_domain) of an event's properties text."""
+    # Most custom events name no page: skip the parse when no key could be there.
+    if '"url"' not in properties and '"page"' not in properties and '"referrer"' not in properties:
+        return NO_PAGE, None, None
+    try:
+        value = orjson.loads(properties)
+    except orjson.JSONDecodeError:
+        return NO_PAGE, None, None
+    if not isinstance(value, dict):
+        return NO_PAGE, None, None
+    url, referrer = page_sources(value)
+    page = parse_page(url)
+    domain = referrer_domain(referrer)
+    if domain is not None and domain == page.hostname:
+        domain = None  # a link inside the site is not where the visit came from
+    source = page.utm_source or source_name(domain)
+    return page, source, domain
