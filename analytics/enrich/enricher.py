@@ -8,12 +8,12 @@ enrich-events`` over older rows compute the same columns.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import orjson
 
 from analytics.enrich.geo import CountryLookup
-from analytics.enrich.pages import NO_PAGE, page_sources, parse_page
+from analytics.enrich.pages import NO_PAGE, Page, page_sources, parse_page
 from analytics.enrich.referrers import referrer_domain, source_name
 from analytics.enrich.useragents import parse_agent
 
@@ -86,21 +86,31 @@ class Enricher:
         append = out.append
         for properties, ip, agent in events:
             page, source, domain = _page(properties)
+            ua = parse_agent(agent)
             append(
                 Enrichment(
                     page.hostname,
                     page.pathname,
                     domain,
                     source,
-                    *page[2:],
-                    *parse_agent(agent),
+                    page.utm_source,
+                    page.utm_medium,
+                    page.utm_campaign,
+                    page.utm_term,
+                    page.utm_content,
+                    ua.browser,
+                    ua.browser_version,
+                    ua.os,
+                    ua.os_version,
+                    ua.device_type,
+                    ua.is_bot,
                     country(ip),
                 )
             )
         return out
 
 
-def _page(properties: str) -> tuple[Any, str | None, str | None]:
+def _page(properties: str) -> tuple[Page, str | None, str | None]:
     """(Page, referrer_source, referrer_domain) of an event's properties text."""
     # Most custom events name no page: skip the parse when no key could be there.
     if '"url"' not in properties and '"page"' not in properties and '"referrer"' not in properties:

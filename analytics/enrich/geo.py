@@ -38,8 +38,8 @@ def ip_prefix(address: str | None) -> str | None:
         ip = ipaddress.ip_address(address.strip())
     except ValueError:
         return None
-    if ip.version == 6 and ip.ipv4_mapped is not None:  # type: ignore[union-attr]
-        ip = ip.ipv4_mapped  # type: ignore[union-attr]
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
     bits = 24 if ip.version == 4 else 48
     network = ipaddress.ip_network(f"{ip}/{bits}", strict=False)
     return str(network.network_address)
