@@ -20,7 +20,7 @@ from aiohttp import web
 from analytics.pipeline import buffer
 from analytics.settings import Settings
 from analytics.storage.migrate import prepare_database
-from web import audit, dashboard, health, ingest, openapi, pages, realtime, segment
+from web import audit, dashboard, health, ingest, openapi, pages, realtime, segment, tracker
 from web.app_keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
@@ -84,6 +84,7 @@ def make_edge(settings: Settings) -> web.Application:
     dashboard.add_routes(app)
     realtime.add_routes(app)
     pages.add_routes(app)
+    tracker.add_routes(app)
     segment.add_routes(app)
     openapi.add_routes(app)
     return app
