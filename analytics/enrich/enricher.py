@@ -8,6 +8,7 @@ enrich-events`` over older rows compute the same columns.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import NamedTuple
 
 import orjson
@@ -110,8 +111,12 @@ class Enricher:
         return out
 
 
+@lru_cache(maxsize=16_384)
 def _page(properties: str) -> tuple[Page, str | None, str | None]:
-    """(Page, referrer_source, referrer_domain) of an event's properties text."""
+    """(Page, referrer_source, referrer_domain) of an event's properties text.
+
+    Cached per text: a site's page views repeat the same few property sets.
+    """
     # Most custom events name no page: skip the parse when no key could be there.
     if '"url"' not in properties and '"page"' not in properties and '"referrer"' not in properties:
         return NO_PAGE, None, None
