@@ -111,6 +111,10 @@ async def _store(
             backoff = min(backoff * 2, 5.0)
 
 
+async def _no_reset(conn: asyncpg.Connection) -> None:
+    return None
+
+
 def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
     """Attach the raw sink agent (raw rows, aggregates, live table) to ``app``."""
 
@@ -119,7 +123,12 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
         await prepare_database(
             settings.database_url, partitions_ahead_days=settings.partitions_ahead_days
         )
-        pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=4)
+        # The sink's own pool: every lock it takes is transaction-scoped and it sets nothing
+        # on the session, so a connection going back needs no RESET round trip (asyncpg
+        # still rolls back one left in a transaction).
+        pool = await asyncpg.create_pool(
+            settings.database_url, min_size=1, max_size=4, reset=_no_reset
+        )
         partitions = PartitionCache()
         enricher = Enricher(settings.geoip_database)
         try:

@@ -6,7 +6,26 @@ The edge and the worker each serve their own process's registry at ``/metrics``.
 
 from __future__ import annotations
 
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+import functools
+import os
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+
+@functools.lru_cache(maxsize=8192)
+def child(metric: Any, *labels: str) -> Any:
+    """``metric.labels(*labels)``, remembered: the hot paths label on every request."""
+    return metric.labels(*labels)
+
 
 # Edge
 INGEST_REQUESTS = Counter(
@@ -71,7 +90,15 @@ ERRORS = Counter("sa_errors_total", "Errors by component and kind", ["component"
 
 
 def exposition() -> tuple[bytes, str]:
-    """The current metrics in the Prometheus text format, and its content type."""
+    """The current metrics in the Prometheus text format, and its content type.
+
+    In Prometheus's multiprocess mode (several edge processes, ``PROMETHEUS_MULTIPROC_DIR``
+    set) the answer sums every process's counters and histograms.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE_LATEST
     return generate_latest(), CONTENT_TYPE_LATEST
 
 

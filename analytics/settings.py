@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     http_header_timeout_seconds: float = Field(default=10.0, gt=0)
     http_body_timeout_seconds: float = Field(default=60.0, gt=0)
     http_max_connections: int = Field(default=1000, ge=1)
+    # Edge processes sharing HTTP_PORT (SO_REUSEPORT); above 1 `analytics edge` supervises.
+    edge_processes: int = Field(default=1, ge=1, le=64)
     # The worker's own web server (live figures, /readyz, /metrics): loopback unless the
     # operator opens it (compose sets 0.0.0.0 so the edge can reach every worker).
     worker_web_host: str = "127.0.0.1"

@@ -20,7 +20,18 @@ from aiohttp import web
 from analytics.pipeline import buffer
 from analytics.settings import Settings
 from analytics.storage.migrate import prepare_database
-from web import audit, dashboard, health, ingest, openapi, pages, realtime, segment, tracker
+from web import (
+    audit,
+    dashboard,
+    fleet,
+    health,
+    ingest,
+    openapi,
+    pages,
+    realtime,
+    segment,
+    tracker,
+)
 from web.app_keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
@@ -101,7 +112,14 @@ def edge_runner(settings: Settings, **kwargs: Any) -> EdgeRunner:
 
 
 async def serve_edge(settings: Settings) -> None:
-    """Serve the edge until SIGINT/SIGTERM, then drain in-flight requests and close."""
+    """Serve the edge until SIGINT/SIGTERM, then drain in-flight requests and close.
+
+    With ``EDGE_PROCESSES`` above 1 this process supervises that many edges instead
+    (``web.fleet``), each on the same port.
+    """
+    if settings.edge_processes > 1 and not fleet.is_child():
+        await fleet.supervise(settings)
+        return
     runner = edge_runner(settings, access_log=None, shutdown_timeout=10)
     await runner.setup()
     stop = asyncio.Event()
@@ -109,7 +127,13 @@ async def serve_edge(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     try:
-        site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_address=True)
+        site = web.TCPSite(
+            runner,
+            settings.http_host,
+            settings.http_port,
+            reuse_address=True,
+            reuse_port=fleet.is_child(),
+        )
         await site.start()
         log.info("edge listening on http://%s:%d", settings.http_host, settings.http_port)
         await stop.wait()

@@ -59,17 +59,31 @@ async def read_json(request: web.Request, limit: int) -> Any:
         )
     # aiohttp inflates gzip/deflate bodies itself, in bounded chunks, so the
     # limit below counts decompressed bytes and a bomb stops at `limit`.
+    content = request.content
+    if not compressed_encoding(encoding) and content.is_eof():
+        # The whole body has arrived (a small request usually comes in the same packet as
+        # its headers): read it without a timer.
+        raw = await _read_limited(request, limit, compressed=False)
+    else:
+        raw = await _read_in_time(request, limit, encoding)
+    if not raw:
+        raise BadRequest("the request body is empty", code="invalid_json", field="body")
+    return parse_json(raw)
+
+
+def compressed_encoding(encoding: str) -> bool:
+    return encoding in ("gzip", "deflate")
+
+
+async def _read_in_time(request: web.Request, limit: int, encoding: str) -> bytes:
     seconds = request.app[SETTINGS].http_body_timeout_seconds
     try:
         async with asyncio.timeout(seconds):
-            raw = await _read_limited(request, limit, compressed=encoding in ("gzip", "deflate"))
+            return await _read_limited(request, limit, compressed=compressed_encoding(encoding))
     except TimeoutError as exc:
         raise RequestTimeout(
             f"the body did not arrive within {seconds:g} seconds", field="body"
         ) from exc
-    if not raw:
-        raise BadRequest("the request body is empty", code="invalid_json", field="body")
-    return parse_json(raw)
 
 
 def parse_json(raw: bytes) -> Any:

@@ -32,6 +32,8 @@ from web.body import read_json
 from web.client import Network, client_ip, parse_networks
 from web.middleware import json_response, measured
 
+make_row = tuple.__new__
+
 COOKIE_NAME = "sa_uid"
 COOKIE_MAX_AGE = 2 * 365 * 86_400
 
@@ -159,7 +161,8 @@ async def _sample_and_limit(
             outcome.sampled.append(index)
             continue
         source_id = sources[row.event_source][0]
-        outcome.kept.append(row._replace(event_source_id=source_id, sample_rate=rate))
+        # row with its source id (field 2) and sample rate (field 9), without _replace's cost
+        outcome.kept.append(make_row(EventRow, (*row[:2], source_id, *row[3:9], rate, *row[10:])))
         charged[row.event_source] = policy
     outcome.limits = request_limits(
         project_id, resolve(project, None), charged.items(), ip, time.time()
@@ -302,14 +305,16 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
 
 def _count(project_id: str, kept: int, sampled: int, results: list[dict[str, Any]]) -> None:
     if kept:
-        metrics.INGEST_EVENTS.labels(project_id, "accepted").inc(kept)
+        metrics.child(metrics.INGEST_EVENTS, project_id, "accepted").inc(kept)
     if sampled:
-        metrics.INGEST_EVENTS.labels(project_id, "sampled").inc(sampled)
+        metrics.child(metrics.INGEST_EVENTS, project_id, "sampled").inc(sampled)
+    if not results:
+        return
     rejected = [r for r in results if r["status"] == "rejected"]
     if rejected:
-        metrics.INGEST_EVENTS.labels(project_id, "rejected").inc(len(rejected))
+        metrics.child(metrics.INGEST_EVENTS, project_id, "rejected").inc(len(rejected))
         for result in rejected:
-            metrics.INGEST_REJECTIONS.labels(result["code"]).inc()
+            metrics.child(metrics.INGEST_REJECTIONS, result["code"]).inc()
 
 
 @measured("ingest")

@@ -50,7 +50,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except AnalyticsError as error:
-        metrics.INGEST_REJECTIONS.labels(error.code).inc()
+        metrics.child(metrics.INGEST_REJECTIONS, error.code).inc()
         response = error_response(error, with_message=segment)
         if not request.content.is_eof():
             # Refused before the whole body was read (too large, too slow, corrupt): the
@@ -100,8 +100,10 @@ def measured(
                 status = exc.status
                 raise
             finally:
-                metrics.INGEST_REQUESTS.labels(endpoint, str(status)).inc()
-                metrics.INGEST_LATENCY.labels(endpoint).observe(time.perf_counter() - started)
+                metrics.child(metrics.INGEST_REQUESTS, endpoint, str(status)).inc()
+                metrics.child(metrics.INGEST_LATENCY, endpoint).observe(
+                    time.perf_counter() - started
+                )
 
         return measured_handler
 

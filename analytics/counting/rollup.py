@@ -64,6 +64,7 @@ class Rollup:
         grains = [(self.grains[table], width) for table, width in GRAINS.items()]
         days = self.days
         hashes: dict[str, int] = {}
+        day_dates: dict[int, date] = {}
         for row in rows:
             self.projects.add(row.project_id)
             weight = 1.0 / row.sample_rate if row.sample_rate > 0 else 1.0
@@ -88,7 +89,11 @@ class Rollup:
                     delta.users.add(user)
                 if session is not None:
                     delta.sessions.add(session)
-            day_key = (row.project_id, from_us(ts - ts % DAY_US).date())
+            day_index = ts // DAY_US
+            when = day_dates.get(day_index)
+            if when is None:
+                when = day_dates[day_index] = from_us(day_index * DAY_US).date()
+            day_key = (row.project_id, when)
             day = days.get(day_key)
             if day is None:
                 day = days[day_key] = DayDelta()

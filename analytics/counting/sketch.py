@@ -61,10 +61,16 @@ class Sketch:
             raise ValueError(f"unknown sketch kind {kind!r}")
         return sketch
 
-    def to_bytes(self) -> bytes:
-        """The stored form."""
+    def to_bytes(self, *, canonical: bool = True) -> bytes:
+        """The stored form; ``canonical=False`` skips sorting an exact set's members.
+
+        Both read back the same; only the canonical form is equal for equal sets. The sink
+        writes the cheaper one (sorting 10,000 members per key and batch showed in its
+        profile).
+        """
         if self._exact is not None:
-            return b"E" + array("Q", sorted(self._exact)).tobytes()
+            members = sorted(self._exact) if canonical else self._exact
+            return b"E" + array("Q", members).tobytes()
         assert self._registers is not None
         return b"H" + bytes(self._registers)
 

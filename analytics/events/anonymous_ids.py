@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 
 
@@ -11,6 +12,8 @@ def anonymous_user_id(ip: str | None, user_agent: str | None, salt: str) -> str:
     return "anon_" + hashlib.blake2b(material, digest_size=12).hexdigest()
 
 
+# A batch usually holds one user's events, and a user's window repeats: remember recent ids.
+@functools.lru_cache(maxsize=65536)
 def derived_session_id(
     project_id: str, user_id: str | None, timestamp_us: int, window_minutes: int
 ) -> str | None:

@@ -91,11 +91,18 @@ def _merged(stored: bytes | None, new: set[int]) -> Sketch:
 
 
 def _changed(stored: bytes | None, sketch: Sketch) -> bytes | None:
-    """The sketch's bytes when they differ from what is stored, else None (no rewrite)."""
-    data = sketch.to_bytes()
-    if stored is not None and len(data) == len(stored) and data == stored:
+    """The sketch's bytes when they differ from what is stored, else None (no rewrite).
+
+    ``sketch`` is the stored one with members added, so an exact set of the same length
+    holds the same members (its bytes may be in another order); a HyperLogLog changed
+    only if a register did.
+    """
+    data = sketch.to_bytes(canonical=False)
+    if stored is None or len(data) != len(stored):
+        return data
+    if data[:1] == b"E" and stored[:1] == b"E":
         return None
-    return data
+    return None if data == stored else data
 
 
 async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]) -> int:
@@ -168,8 +175,8 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
                 orjson.dumps(_top(names)).decode(),
                 orjson.dumps(sources).decode(),
                 orjson.dumps(names).decode(),
-                user_sketch.to_bytes(),
-                session_sketch.to_bytes(),
+                user_sketch.to_bytes(canonical=False),
+                session_sketch.to_bytes(canonical=False),
             ),
             strict=True,
         ):
@@ -194,14 +201,21 @@ async def apply_rollup(conn: Connection, rollup: Rollup) -> dict[str, int]:
 
 
 async def record_flush(conn: Connection, written: dict[str, int]) -> None:
-    """Note the last flush per table (outside the batch transaction: no shared row lock)."""
+    """Note the last flush per table (outside the batch transaction: no shared row lock).
+
+    Committed without waiting for its WAL flush (``synchronous_commit`` off for this one
+    transaction): it is a monitoring note, and a crash can at most lose its last update,
+    while waiting would cost every batch a second fsync.
+    """
     now = datetime.now(UTC)
-    await conn.executemany(
-        "INSERT INTO flush_log (table_name, flushed_at, rows_written) VALUES ($1, $2, $3)"
-        " ON CONFLICT (table_name) DO UPDATE SET flushed_at = EXCLUDED.flushed_at,"
-        " rows_written = flush_log.rows_written + EXCLUDED.rows_written",
-        [(table, now, n) for table, n in written.items()],
-    )
+    async with conn.transaction():
+        await conn.execute("SET LOCAL synchronous_commit TO off")
+        await conn.executemany(
+            "INSERT INTO flush_log (table_name, flushed_at, rows_written) VALUES ($1, $2, $3)"
+            " ON CONFLICT (table_name) DO UPDATE SET flushed_at = EXCLUDED.flushed_at,"
+            " rows_written = flush_log.rows_written + EXCLUDED.rows_written",
+            [(table, now, n) for table, n in written.items()],
+        )
 
 
 _RAW_FOR_DAY = """

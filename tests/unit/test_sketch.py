@@ -134,3 +134,28 @@ def test_member_hash_is_a_stable_64_bit_number() -> None:
     assert member_hash("user-1") == member_hash("user-1")
     assert member_hash("user-1") != member_hash("user-2")
     assert all(0 <= member_hash(f"h{i}") < 2**64 for i in range(1000))
+
+
+def test_unordered_form_reads_back_the_same_and_is_not_a_change() -> None:
+    from analytics.storage.aggregates import _changed
+
+    sketch = Sketch()
+    sketch.add_many([5, 3, 9, 1])
+    unordered = sketch.to_bytes(canonical=False)
+    assert sorted(unordered[1:][i : i + 8] for i in range(0, 32, 8)) == sorted(
+        n.to_bytes(8, "little") for n in (1, 3, 5, 9)
+    )
+    assert Sketch.from_bytes(unordered).to_bytes() == sketch.to_bytes()
+    # The same members again: nothing to rewrite; one new member: the new bytes.
+    again = Sketch.from_bytes(unordered)
+    again.add_many([9, 1])
+    assert _changed(unordered, again) is None
+    again.add_many([7])
+    assert _changed(unordered, again) == again.to_bytes(canonical=False)
+    # A HyperLogLog is rewritten only when a register moved.
+    hll = Sketch()
+    hll.add_many(member_hash(f"h{i}") for i in range(EXACT_LIMIT + 1))
+    stored = hll.to_bytes()
+    hll.add_many([member_hash("h1")])
+    assert _changed(stored, hll) is None
+    assert _changed(None, hll) == stored
