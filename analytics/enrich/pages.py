@@ -79,6 +79,9 @@ def parse_page(url: str | None) -> Page:
     if hostname is not None:
         hostname = hostname.removeprefix("www.") or None
     path = parts.path or ("/" if hostname else None)
+    if parts.fragment.startswith(("/", "!/")) and path is not None:
+        # A hash-routed app's page (#/settings, as the tracker's data-hash sends it).
+        path = f"{path}#{parts.fragment}"
     utm: dict[str, str] = {}
     if parts.query and "utm_" in parts.query:
         for key, value in parse_qsl(parts.query):

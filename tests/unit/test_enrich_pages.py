@@ -58,3 +58,8 @@ def test_url_sources_in_order_of_preference() -> None:
 def test_long_values_are_clipped() -> None:
     page = parse_page("https://a.example/" + "p" * 5000)
     assert page.pathname is not None and len(page.pathname) == 512
+
+
+def test_hash_routes_are_part_of_the_path_and_anchors_are_not() -> None:
+    assert parse_page("https://app.example/#/settings/profile").pathname == "/#/settings/profile"
+    assert parse_page("https://app.example/docs#install").pathname == "/docs"

@@ -61,7 +61,9 @@ async def site(edge: str) -> AsyncIterator[Site]:
             return web.Response(
                 text="<!doctype html><title>plain</title>", content_type="text/html"
             )
-        extra = "data-allow-automation" if request.query.get("automation") else ""
+        extra = " ".join(
+            f"data-{flag}" for flag in ("allow-automation", "hash") if request.query.get(flag)
+        )
         html = PAGE.format(
             title="Home", edge=edge, key=request.query.get("key", ""), extra=extra, outside=outside
         )
@@ -206,7 +208,7 @@ async def test_automated_browsers_are_skipped_unless_allowed(
         await asyncio.sleep(1.5)
         await browser.evaluate("1")
         assert ingest_sent(browser) == []
-        await browser.goto(f"{site.url}/allowed?key={project.public_key}&automation=1")
+        await browser.goto(f"{site.url}/allowed?key={project.public_key}&allow-automation=1")
         rows = await wait_for(lambda: stored_rows(db, project.project_id, 2))
     assert sorted(r["event_name"] for r in rows) == ["before_load", "page_view"]
     assert {r["pathname"] for r in rows} == {"/allowed"}
@@ -233,3 +235,17 @@ async def test_origin_not_allowed_stores_nothing_and_raises_nothing(
         assert await browser.evaluate("document.title") == "Home"
         assert exceptions(browser) == []
     assert await stored_rows(db, project.project_id, 1) is None
+
+
+async def test_hash_changes_are_page_views_with_data_hash(
+    site: Site, worker: WorkerProcess, db: asyncpg.Pool, project: NewProject
+) -> None:
+    async with Browser() as browser:
+        await browser.goto(f"{site.url}/?key={project.public_key}&hash=1")
+        await browser.wait_for("typeof window.sa === 'function' && !window.sa.q")
+        for route in ("#/inbox", "#/settings"):
+            await browser.evaluate(f"location.hash = {route!r}")
+            await browser.wait_for(f"location.hash === {route!r}")
+        rows = await wait_for(lambda: stored_rows(db, project.project_id, 4))
+    views = sorted(r["pathname"] for r in rows if r["event_name"] == "page_view")
+    assert views == ["/", "/#/inbox", "/#/settings"]
