@@ -13,7 +13,7 @@ import time
 
 import orjson
 
-from analytics.enrich.enricher import Enricher, Source
+from analytics.enrich.enricher import Enricher, StoredFields
 
 N = 200_000
 
@@ -28,7 +28,7 @@ AGENTS = [
 ] + [f"Mozilla/5.0 (Windows NT 10.0) Chrome/{v}.0.0.0 Safari/537.36" for v in range(100, 300)]
 
 
-def tracker_events(n: int) -> list[Source]:
+def tracker_events(n: int) -> list[StoredFields]:
     rng = random.Random(1)
     events = []
     for i in range(n):
@@ -43,11 +43,11 @@ def tracker_events(n: int) -> list[Source]:
             "language": "en",
         }
         ip = ".".join(str(rng.randrange(1, 255)) for _ in range(4))
-        events.append(Source(orjson.dumps(props).decode(), ip, rng.choice(AGENTS)))
+        events.append(StoredFields(orjson.dumps(props).decode(), ip, rng.choice(AGENTS)))
     return events
 
 
-def measure(enricher: Enricher, events: list[Source]) -> float:
+def measure(enricher: Enricher, events: list[StoredFields]) -> float:
     """µs per event, after a warm-up pass over a quarter of them."""
     enricher.enrich(events[: len(events) // 4])
     started = time.perf_counter()
@@ -58,7 +58,7 @@ def measure(enricher: Enricher, events: list[Source]) -> float:
 def main() -> None:
     enricher = Enricher()
     print(f"tracker-like traffic: {measure(enricher, tracker_events(N)):.2f} µs/event")
-    same = [Source('{"page": "/p"}', "127.0.0.1", "bench/1.0")] * N
+    same = [StoredFields('{"page": "/p"}', "127.0.0.1", "bench/1.0")] * N
     print(f"make bench rows (all repeated): {measure(enricher, same):.2f} µs/event")
 
 

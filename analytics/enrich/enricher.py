@@ -14,8 +14,8 @@ from typing import NamedTuple
 import orjson
 
 from analytics.enrich.geo import CountryLookup
-from analytics.enrich.pages import NO_PAGE, Page, page_sources, parse_page
-from analytics.enrich.referrers import referrer_domain, source_name
+from analytics.enrich.referrers import referrer_domain, referrer_name
+from analytics.enrich.urls import NO_PAGE, Page, page_sources, parse_page
 from analytics.enrich.useragents import parse_agent
 
 # Column order of Enrichment, as the ``events`` table names them (SPEC §10).
@@ -60,7 +60,7 @@ class Enrichment(NamedTuple):
     country_code: str | None
 
 
-class Source(NamedTuple):
+class StoredFields(NamedTuple):
     """What enrichment reads of one stored event."""
 
     properties: str
@@ -80,7 +80,7 @@ class Enricher:
         """Release the country database."""
         self.countries.close()
 
-    def enrich(self, events: Iterable[Source]) -> list[Enrichment]:
+    def enrich(self, events: Iterable[StoredFields]) -> list[Enrichment]:
         """One ``Enrichment`` per event, in order."""
         country = self.countries.country
         out: list[Enrichment] = []
@@ -131,5 +131,5 @@ def _page(properties: str) -> tuple[Page, str | None, str | None]:
     domain = referrer_domain(referrer)
     if domain is not None and domain == page.hostname:
         domain = None  # a link inside the site is not where the visit came from
-    source = page.utm_source or source_name(domain)
+    source = page.utm_source or referrer_name(domain)
     return page, source, domain

@@ -42,7 +42,7 @@ def referrer_domain(referrer: str | None) -> str | None:
 
 
 @lru_cache(maxsize=4096)
-def source_name(domain: str | None) -> str | None:
+def referrer_name(domain: str | None) -> str | None:
     """The known name of a referrer domain (``news.ycombinator.com`` -> Hacker News).
 
     Subdomains inherit their parent's name (``m.facebook.com`` -> Facebook), and

@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, time, timedelta
 from typing import TYPE_CHECKING
 
-from analytics.enrich.enricher import COLUMNS, Enricher, Enrichment, Source
+from analytics.enrich.enricher import COLUMNS, Enricher, Enrichment, StoredFields
 
 if TYPE_CHECKING:
     from analytics.storage import Connection
@@ -60,7 +60,7 @@ async def enrich_day(conn: Connection, enricher: Enricher, project_id: str, day:
             rows = await cursor.fetch(CHUNK)
             if not rows:
                 break
-            computed = enricher.enrich([Source(r[1], r[2], r[3]) for r in rows])
+            computed = enricher.enrich([StoredFields(r[1], r[2], r[3]) for r in rows])
             records = [
                 (row[0], *new)
                 for row, new in zip(rows, computed, strict=True)

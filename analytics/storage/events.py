@@ -25,7 +25,7 @@ import asyncpg
 
 from analytics.counting.rollup import Rollup
 from analytics.enrich.enricher import COLUMNS as ENRICHED
-from analytics.enrich.enricher import Enricher, Source
+from analytics.enrich.enricher import Enricher, StoredFields
 from analytics.enrich.geo import ip_prefix
 from analytics.events.models import EventRow
 from analytics.events.times import from_us
@@ -113,7 +113,7 @@ def copy_records(
 ) -> list[tuple[Any, ...]]:
     """Rows as the staging table's COPY records (times stay integer µs), enriched."""
     enriched = (enricher or default_enricher()).enrich(
-        [Source(r.properties, r.ip_address, r.user_agent) for r in rows]
+        [StoredFields(r.properties, r.ip_address, r.user_agent) for r in rows]
     )
     return [
         (

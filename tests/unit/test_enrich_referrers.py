@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import orjson
 
-from analytics.enrich.enricher import Enricher, Source
-from analytics.enrich.referrers import SOURCES, referrer_domain, source_name
+from analytics.enrich.enricher import Enricher, StoredFields
+from analytics.enrich.referrers import SOURCES, referrer_domain, referrer_name
 
 
 def test_domain_is_lower_case_without_www() -> None:
@@ -16,20 +16,20 @@ def test_domain_is_lower_case_without_www() -> None:
 
 
 def test_known_names() -> None:
-    assert source_name("google.com") == "Google"
-    assert source_name("google.co.uk") == "Google"
-    assert source_name("news.google.de") == "Google"
-    assert source_name("mail.google.com") == "Gmail"
-    assert source_name("news.ycombinator.com") == "Hacker News"
-    assert source_name("t.co") == "Twitter"
-    assert source_name("x.com") == "Twitter"
-    assert source_name("m.facebook.com") == "Facebook"
-    assert source_name("duckduckgo.com") == "DuckDuckGo"
+    assert referrer_name("google.com") == "Google"
+    assert referrer_name("google.co.uk") == "Google"
+    assert referrer_name("news.google.de") == "Google"
+    assert referrer_name("mail.google.com") == "Gmail"
+    assert referrer_name("news.ycombinator.com") == "Hacker News"
+    assert referrer_name("t.co") == "Twitter"
+    assert referrer_name("x.com") == "Twitter"
+    assert referrer_name("m.facebook.com") == "Facebook"
+    assert referrer_name("duckduckgo.com") == "DuckDuckGo"
 
 
 def test_unknown_domain_is_its_own_source() -> None:
-    assert source_name("blog.example.org") == "blog.example.org"
-    assert source_name(None) is None
+    assert referrer_name("blog.example.org") == "blog.example.org"
+    assert referrer_name(None) is None
 
 
 def test_the_list_is_data_with_plain_names() -> None:
@@ -38,7 +38,7 @@ def test_the_list_is_data_with_plain_names() -> None:
 
 
 def _enrich(properties: dict[str, object]) -> tuple[object, ...]:
-    row = Enricher().enrich([Source(orjson.dumps(properties).decode(), None, None)])[0]
+    row = Enricher().enrich([StoredFields(orjson.dumps(properties).decode(), None, None)])[0]
     return row.referrer_domain, row.referrer_source, row.utm_source
 
 

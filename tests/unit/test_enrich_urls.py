@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from analytics.enrich.pages import page_sources, parse_page
+from analytics.enrich.urls import page_sources, parse_page
 
 
 def test_full_url_gives_hostname_path_and_utm() -> None:
