@@ -111,12 +111,27 @@ class Enricher:
         return out
 
 
-@lru_cache(maxsize=16_384)
+# Cache keys are kept short, so a client sending large distinct bodies cannot make the
+# caches hold much: 16,384 entries of at most 2 KiB.
+CACHED_TEXT = 2048
+
+
 def _page(properties: str) -> tuple[Page, str | None, str | None]:
     """(Page, referrer_source, referrer_domain) of an event's properties text.
 
     Cached per text: a site's page views repeat the same few property sets.
     """
+    if len(properties) <= CACHED_TEXT:
+        return _page_cached(properties)
+    return _page_of(properties)
+
+
+@lru_cache(maxsize=16_384)
+def _page_cached(properties: str) -> tuple[Page, str | None, str | None]:
+    return _page_of(properties)
+
+
+def _page_of(properties: str) -> tuple[Page, str | None, str | None]:
     # Most custom events name no page: skip the parse when no key could be there.
     if '"url"' not in properties and '"page"' not in properties and '"referrer"' not in properties:
         return NO_PAGE, None, None

@@ -22,15 +22,19 @@ import maxminddb
 IpStorage = Literal["full", "truncated", "none"]
 
 
-@lru_cache(maxsize=65_536)
 def ip_prefix(address: str | None) -> str | None:
     """The address cut to its /24 (IPv4) or /48 (IPv6) network, written as an address.
 
     ``203.0.113.77`` -> ``203.0.113.0``; ``2001:db8:1:2::1`` -> ``2001:db8:1::``.
     None for anything that is not an IP address.
     """
-    if not address:
+    if not address or len(address) > 45:  # the longest IPv6 text form is 45 characters
         return None
+    return _prefix(address)
+
+
+@lru_cache(maxsize=65_536)
+def _prefix(address: str) -> str | None:
     parts = address.split(".")
     if len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) < 256 for p in parts):
         return f"{parts[0]}.{parts[1]}.{parts[2]}.0"  # the common case, without ipaddress

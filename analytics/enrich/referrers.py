@@ -27,11 +27,21 @@ def _load() -> dict[str, str]:
 SOURCES = _load()
 
 
-@lru_cache(maxsize=4096)
 def referrer_domain(referrer: str | None) -> str | None:
     """The referrer URL's host, lower case and without ``www.``; None if it has none."""
     if not referrer:
         return None
+    if len(referrer) <= 2048:  # cache keys stay small
+        return _domain_cached(referrer)
+    return _domain(referrer)
+
+
+@lru_cache(maxsize=4096)
+def _domain_cached(referrer: str) -> str | None:
+    return _domain(referrer)
+
+
+def _domain(referrer: str) -> str | None:
     try:
         host = urlsplit(referrer.strip()).hostname
     except ValueError:

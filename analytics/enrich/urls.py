@@ -63,14 +63,24 @@ def page_sources(properties: dict[str, Any]) -> tuple[str | None, str | None]:
     return url, referrer
 
 
-@lru_cache(maxsize=16_384)
 def parse_page(url: str | None) -> Page:
     """Hostname (lower case, no ``www.``), pathname and ``utm_*`` of a URL or a bare path.
 
-    Cached per URL: a site has far fewer distinct URLs than page views.
+    Cached per URL up to 2 KiB long: a site has far fewer distinct URLs than page views.
     """
     if not url:
         return NO_PAGE
+    if len(url) <= 2048:
+        return _parse_cached(url)
+    return _parse(url)
+
+
+@lru_cache(maxsize=16_384)
+def _parse_cached(url: str) -> Page:
+    return _parse(url)
+
+
+def _parse(url: str) -> Page:
     try:
         parts = urlsplit(url.strip())
     except ValueError:

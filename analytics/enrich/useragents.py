@@ -129,12 +129,20 @@ def _device_type(agent: str, os_family: str | None, device_family: str | None) -
     return "other"
 
 
-@lru_cache(maxsize=20_000)
 def parse_agent(agent: str | None) -> Agent:
-    """Browser, OS, device type and bot verdict of a User-Agent string (cached per string)."""
+    """Browser, OS, device type and bot verdict of a User-Agent string (cached per string).
+
+    Only the first 1,024 characters are read (real agents are a few hundred), which
+    also bounds the cache: 20,000 entries of at most 1 KiB.
+    """
     if not agent:
         return NO_AGENT
-    agent = agent[:1024]
+    return cached_agent(agent[:1024])
+
+
+@lru_cache(maxsize=20_000)
+def cached_agent(agent: str) -> Agent:
+    """``parse_agent`` of an agent already cut to 1,024 characters."""
     result = ua_parser.parse(agent)
     browser = result.user_agent
     system = result.os

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from analytics.enrich.useragents import DEVICE_TYPES, is_bot_agent, parse_agent
+from analytics.enrich.useragents import DEVICE_TYPES, cached_agent, is_bot_agent, parse_agent
 
 CHROME_WINDOWS = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
@@ -72,7 +72,13 @@ def test_device_type_is_one_of_the_named_values() -> None:
 
 
 def test_results_are_cached_per_agent() -> None:
-    before = parse_agent.cache_info().hits
+    before = cached_agent.cache_info().hits
     parse_agent(CHROME_WINDOWS)
     parse_agent(CHROME_WINDOWS)
-    assert parse_agent.cache_info().hits >= before + 1
+    assert cached_agent.cache_info().hits >= before + 1
+
+
+def test_a_huge_agent_is_read_in_part() -> None:
+    agent = CHROME_WINDOWS + " x" * 50_000
+    assert parse_agent(agent).browser == "Chrome"
+    assert parse_agent(agent) is cached_agent(agent[:1024])  # the cache holds the cut key
