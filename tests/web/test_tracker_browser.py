@@ -117,6 +117,9 @@ async def test_page_views_navigation_clicks_and_custom_events(
         await browser.wait_for(f"location.href === {site.outside + '/elsewhere'!r}")
         rows = await wait_for(lambda: stored_rows(db, project.project_id, 10, order="timestamp"))
         assert exceptions(browser) == []
+        # No cookies by default: the edge's sa_uid cookie is never stored for the script.
+        cookies = (await browser.call("Network.getAllCookies"))["cookies"]
+        assert [c["name"] for c in cookies] == []
         answered = {status for status, url in browser.responses() if "/api/events/ingest/" in url}
         assert answered == {202}
         # A simple request: no CORS preflight was needed for any event.

@@ -21,7 +21,7 @@
     return navigator.webdriver && !has("allow-automation");
   }
 
-  // A string body goes as text/plain, key inside: a simple request, no preflight.
+  // A string body is sent as text/plain: a simple request, no preflight.
   function send(name, props) {
     if (!key || ignored()) return;
     var p = { url: loc.href };
@@ -30,7 +30,8 @@
       api_key: key, event_name: name, event_source: source, properties: p
     });
     if (w.fetch) {
-      fetch(api, { method: "POST", body: body, keepalive: true }).catch(function () {});
+      fetch(api, { method: "POST", body: body, keepalive: true, credentials: "omit" })
+        .catch(function () {});
     } else if (navigator.sendBeacon) {
       navigator.sendBeacon(api, body);
     }
@@ -41,9 +42,8 @@
     if (page === lastPage) return;
     var props = { title: d.title, screen_width: w.innerWidth, language: navigator.language };
     // Only the first view can have an outside referrer.
-    if (lastPage === null && d.referrer) {
-      if (new URL(d.referrer).origin !== loc.origin) props.referrer = d.referrer;
-    }
+    var ref = d.referrer;
+    if (lastPage === null && ref && new URL(ref).origin !== loc.origin) props.referrer = ref;
     lastPage = page;
     send("page_view", props);
   }
@@ -63,7 +63,7 @@
   // data-downloads="pdf,zip", or empty for this list.
   var downloads = opt("downloads");
   var extensions = new RegExp("\\.(" + (downloads ? downloads.split(",").join("|")
-    : "pdf|zip|gz|dmg|exe|msi|deb|apk|csv|xlsx?|docx?|txt|mp\\d|iso") + ")$", "i");
+    : "pdf|zip|gz|dmg|exe|csv|xlsx?|docx?|txt|mp\\d") + ")$", "i");
 
   function onClick(event) {
     if (event.type === "auxclick" && event.button !== 1) return;
