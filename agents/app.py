@@ -22,7 +22,7 @@ import faust
 
 from agents import bridge, broker_watch, health_views, housekeeping, raw_sink, views
 from analytics import logs
-from analytics.cli import ops, projects, stack
+from analytics.cli import dead_letters, ops, projects, stack, transfer
 from analytics.settings import Settings
 from tables.live import live_minutes
 from tables.topics import events_topic
@@ -67,6 +67,8 @@ def make_app(settings: Settings) -> Any:
     stack.register(app, settings)
     ops.register(app, settings)
     projects.register(app, settings)
+    dead_letters.register(app, settings)
+    transfer.register(app, settings)
     _register_edge(app, settings)
     return app
 

@@ -9,7 +9,9 @@
      ├── UnsupportedMediaType         415 unsupported_media_type
      ├── RateLimited                  429 rate_limited (with Retry-After)
      ├── ClientDisconnected           499 client_disconnected (nobody is left to read it)
-     └── BufferUnavailable            503 buffer_unavailable (the event was not made durable)
+     ├── BufferUnavailable            503 buffer_unavailable (the event was not made durable)
+     ├── ConfigError                  invalid_setting (a setting or command-line value)
+     └── ImportFileError              import_file_invalid (a file is not what --format says)
 
 Handlers raise these; ``web.middleware.error_middleware`` turns them into the
 JSON of SPEC §4: ``{"code", "detail", "field"?}``.
@@ -119,3 +121,9 @@ class ConfigError(AnalyticsError):
     """A setting or command-line value is invalid (operator error)."""
 
     default_code = "invalid_setting"
+
+
+class ImportFileError(AnalyticsError):
+    """``import-events`` was given a file that is not of the format it was told (fails fast)."""
+
+    default_code = "import_file_invalid"

@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     worker_recovery_stall_seconds: float = 30.0
     worker_datadir: str = ".run/worker-data"
 
+    # The admin view at /admin/ (README, "Admin view"): off unless this is set to a secret
+    # of at least ADMIN_TOKEN_MIN_LENGTH characters (a shorter one leaves it off, with a
+    # warning). Failed logins: after this many within the window, the client is locked out.
+    admin_token: str | None = None
+    admin_session_hours: float = Field(default=12.0, gt=0)
+    admin_max_failures: int = Field(default=5, ge=1)
+    admin_lockout_seconds: int = Field(default=300, ge=1)
+
     log_level: str = "info"
     log_format: str = "text"
 

@@ -14,7 +14,7 @@ import traceback
 from pathlib import Path
 
 from analytics.dev.broker import free_port
-from bench import e2e, pipeline
+from bench import e2e, pipeline, transfer
 from bench.http_load import BareEdge, wrk
 from bench.results import Row, limit_row, ratio_row, write
 from bench.stack import Edge, Stack, start_worker, wait_count
@@ -190,6 +190,10 @@ async def main() -> None:
                 1.3,
             )
         )
+        try:
+            rows.extend(await transfer.rows_for(stack, workdir))
+        except Exception:
+            notes.append("export/import failed: " + traceback.format_exc(limit=3))
     notes.append(f"bench took {time.perf_counter() - started:.0f} s; logs in {workdir}")
     print(write(rows, notes))
 

@@ -21,8 +21,10 @@ from analytics.pipeline import buffer
 from analytics.settings import Settings
 from analytics.storage.migrate import prepare_database
 from web import (
+    admin,
     audit,
     dashboard,
+    export,
     fleet,
     health,
     ingest,
@@ -32,6 +34,7 @@ from web import (
     segment,
     tracker,
 )
+from web.admin_auth import MIN_TOKEN_LENGTH, admin_token
 from web.app_keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.auth import KeyCache, SourceCache
 from web.client import parse_networks
@@ -81,6 +84,11 @@ def make_edge(settings: Settings) -> web.Application:
         client_max_size=settings.max_batch_bytes * 2 + 1024,
     )
     app[SETTINGS] = settings
+    if settings.admin_token is not None and admin_token(settings) is None:
+        log.warning(
+            "ADMIN_TOKEN is shorter than %d characters: the admin view stays off",
+            MIN_TOKEN_LENGTH,
+        )
     app[TRUSTED_PROXIES] = parse_networks(settings.trusted_proxies)
     app.cleanup_ctx.append(_postgres)
     app.cleanup_ctx.append(_redis)
@@ -93,11 +101,13 @@ def make_edge(settings: Settings) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", health.metrics_view)
     dashboard.add_routes(app)
+    export.add_routes(app)
     realtime.add_routes(app)
     pages.add_routes(app)
     tracker.add_routes(app)
     segment.add_routes(app)
     openapi.add_routes(app)
+    admin.add_routes(app)
     return app
 
 

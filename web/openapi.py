@@ -1,9 +1,9 @@
 """The OpenAPI 3.1 document of the edge's public HTTP API, served at ``GET /api/openapi.json``.
 
-Written by hand from what the handlers answer (``web.ingest``,
-``web.dashboard``, ``web.realtime``, ``web.health`` and the error middleware):
-every status a documented operation can answer is listed, and only those; a
-500 is a bug, never part of the contract, so it is not documented.
+Written by hand from what the handlers answer (``web.ingest``, ``web.dashboard``,
+``web.export``, ``web.realtime``, ``web.health`` and the error middleware): every
+status a documented operation can answer is listed, and only those; a 500 is a
+bug, never part of the contract, so it is not documented.
 ``tests/web/test_openapi.py`` fuzzes a running edge against this document and
 checks that every ``/api/`` route is in it, so the two cannot drift apart
 silently: when a handler changes what it answers, change this module too.
@@ -294,6 +294,8 @@ def _paths(limits: Limits) -> dict[str, Schema]:
             " ok: false and the figures come from the others.",
         )
     }
+    paths["/api/export/events/"] = {"get": _export_events()}
+    paths["/api/export/stats/"] = {"get": _export_stats()}
     for kind in ("batch", "import", "track", "page", "screen", "identify", "group", "alias"):
         paths[f"/v1/{kind}"] = {"post": _segment(kind)}
     paths["/healthz"] = {
@@ -348,6 +350,69 @@ def _paths(limits: Limits) -> dict[str, Schema]:
     return paths
 
 
+def _export_events() -> Schema:
+    """``web.export.export_events``: a streamed file, not JSON."""
+    text = {"schema": STR}
+    return {
+        "operationId": "exportEvents",
+        "tags": ["export"],
+        "summary": "Every stored field of the range's raw events, streamed",
+        "description": "NDJSON (one event a line) or CSV (a header line, RFC 4180), oldest"
+        " first; the columns and their order are listed in the README. gzip when"
+        " Accept-Encoding allows it. Default range: everything.",
+        "security": [{"privateKey": []}],
+        "parameters": [
+            {"$ref": "#/components/parameters/ExportStartDate"},
+            {"$ref": "#/components/parameters/ExportEndDate"},
+            {"$ref": "#/components/parameters/ExportFormat"},
+        ],
+        "responses": {
+            "200": {
+                "description": "The key's project only.",
+                "content": {"application/x-ndjson": text, "text/csv": text},
+            },
+            **_errors(
+                {
+                    400: "A parameter is invalid, naming it: start_date_invalid,"
+                    " end_date_invalid, format_invalid, date_range_invalid (start after end)."
+                }
+            ),
+            **_errors(PRIVATE_ERRORS),
+        },
+    }
+
+
+def _export_stats() -> Schema:
+    """``web.export.export_stats``: a ZIP of CSV files."""
+    return {
+        "operationId": "exportStats",
+        "tags": ["export"],
+        "summary": "A period's figures as a ZIP of CSV files",
+        "description": "visitors_per_day.csv, custom_events.csv, event_sources.csv (columns in"
+        " the README), from the daily aggregates, UTC days.",
+        "security": [{"privateKey": []}],
+        "parameters": [
+            {"$ref": "#/components/parameters/Period"},
+            {"$ref": "#/components/parameters/PeriodDate"},
+        ],
+        "responses": {
+            "200": {
+                "description": "The key's project only.",
+                "content": {
+                    "application/zip": {"schema": {"type": "string", "contentEncoding": "binary"}}
+                },
+            },
+            **_errors(
+                {
+                    400: "A parameter is invalid, naming it: period_invalid, date_invalid,"
+                    " date_range_invalid, date_range_too_large."
+                }
+            ),
+            **_errors(PRIVATE_ERRORS),
+        },
+    }
+
+
 def _query(name: str, schema: Schema, description: str) -> Schema:
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
@@ -367,6 +432,21 @@ PARAMETERS: dict[str, Schema] = {
         f"Default {DEFAULT_PAGE_SIZE}.",
     ),
     "Cursor": _query("cursor", STR, "Opaque, from a next/previous link; not with page."),
+    "ExportStartDate": _query(
+        "start_date", MOMENT, "Inclusive; no zone means UTC, a date midnight; default: all."
+    ),
+    "ExportEndDate": _query("end_date", MOMENT, "Exclusive; default: no end."),
+    "ExportFormat": _query("format", {"enum": ["ndjson", "csv"]}, "Default ndjson."),
+    "Period": _query(
+        "period",
+        {"enum": ["day", "7d", "30d", "month", "6mo", "12mo", "custom"]},
+        "Default 30d: the 30 days ending with date.",
+    ),
+    "PeriodDate": _query(
+        "date",
+        {**STR, "pattern": NO_NUL},
+        "The period's last day YYYY-MM-DD (default today, UTC); custom: YYYY-MM-DD,YYYY-MM-DD.",
+    ),
     "Origin": {
         "name": "Origin",
         "in": "header",
@@ -418,6 +498,7 @@ def build_document(limits: Limits | None = None) -> dict[str, Any]:
         "tags": [
             {"name": "ingest", "description": "SPEC §4"},
             {"name": "dashboard", "description": "SPEC §7"},
+            {"name": "export", "description": "SPEC §11"},
             {"name": "tracker", "description": "The browser script (SPEC §10)."},
             {"name": "health"},
             {"name": "meta"},

@@ -174,14 +174,18 @@ def register(app: Any, settings: Settings) -> None:
     ) -> None:
         """Set one setting (JSON for lists and objects, null to unset), validated."""
         try:
-            parsed = parse_value(name, value, source=source is not None)
+            # Validated before connecting, so a typo needs no database.
+            parse_value(name, value, source=source is not None)
         except ConfigError as exc:
             raise click.ClickException(exc.detail) from exc
         conn = await _open(settings, project_id)
         try:
-            await projects.set_setting(conn, project_id, name, parsed, source)
+            change = await projects.change_setting(conn, project_id, name, value, source)
+        except ConfigError as exc:
+            raise click.ClickException(exc.detail) from exc
         finally:
             await conn.close()
+        parsed = change.new
         emit(
             self,
             {"project_id": project_id, "source": source, "setting": name, "value": parsed},

@@ -11,7 +11,8 @@ worker group's committed offsets read *after* the batch record:
 - an offset at or past its partition's end: the broker no longer has that message (it
   restarted without its log): **re-send** the batch;
 - every offset below the group's committed offset: the workers are past it. If every
-  event of the batch is in the ledger (``event_ids``) or in ``dead_letters``, **trim** the
+  event of the batch is in the ledger (``event_ids``) or in ``dead_letters`` (not yet
+  replayed: a replay's own entry vouches for it then), **trim** the
   entries (``XDEL``) and forget the batch. If not, the committed offsets belong to a new
   log that reused those numbers: **re-send**;
 - otherwise the workers have not reached it yet: wait.
@@ -57,7 +58,8 @@ FROM unnest($1::text[], $2::text[]) AS k(project_id, event_id)
 WHERE NOT EXISTS (
         SELECT 1 FROM event_ids i WHERE i.project_id = k.project_id AND i.event_id = k.event_id)
   AND NOT EXISTS (
-        SELECT 1 FROM dead_letters d WHERE d.project_id = k.project_id AND d.event_id = k.event_id)
+        SELECT 1 FROM dead_letters d WHERE d.project_id = k.project_id AND d.event_id = k.event_id
+        AND d.replayed_at IS NULL)
 """
 
 

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from analytics.storage import Connection
 
 from analytics.projects.api_keys import KeyKind, hash_key, new_key
+from analytics.projects.policy import parse_value
 
 
 @dataclass(slots=True, frozen=True)
@@ -174,10 +175,46 @@ async def stored_settings(conn: Connection, project_id: str, source: str | None)
     return result
 
 
+@dataclass(slots=True, frozen=True)
+class SettingChange:
+    """One setting changed: what it was and what it is now (``None``: unset, default)."""
+
+    project_id: str
+    source: str | None
+    name: str
+    old: Any
+    new: Any
+
+
+async def change_setting(
+    conn: Connection,
+    project_id: str,
+    name: str,
+    raw: str,
+    source: str | None,
+    *,
+    actor: str = "cli",
+) -> SettingChange:
+    """Validate an operator's text value (as ``set-setting`` takes it) and store it.
+
+    The one path for ``set-setting`` and the admin view, so both accept the same values
+    and answer with the same messages: raises ``ConfigError`` naming the setting.
+    """
+    value = parse_value(name, raw, source=source is not None)
+    old = await set_setting(conn, project_id, name, value, source, actor=actor)
+    return SettingChange(project_id, source, name, old, value)
+
+
 async def set_setting(
-    conn: Connection, project_id: str, name: str, value: Any, source: str | None
-) -> None:
-    """Set (or, with ``None``, unset) one setting, and audit the change."""
+    conn: Connection,
+    project_id: str,
+    name: str,
+    value: Any,
+    source: str | None,
+    *,
+    actor: str = "cli",
+) -> Any:
+    """Set (or, with ``None``, unset) one setting, and audit the change; returns the old value."""
     async with conn.transaction():
         if source is None:
             current = await stored_settings(conn, project_id, None)
@@ -205,5 +242,6 @@ async def set_setting(
             conn,
             project_id,
             "settings_changed",
-            {"setting": name, "source": source, "old": old, "new": value},
+            {"setting": name, "source": source, "old": old, "new": value, "actor": actor},
         )
+    return old

@@ -24,6 +24,7 @@ from analytics.dev.processes import WorkerProcess
 from analytics.ops.recount import mismatches
 from analytics.ops.status import Level, collect, evaluate
 from analytics.pipeline.confirm import sent_key
+from analytics.pipeline.kafka import OffsetsProbe
 from analytics.settings import Settings
 from analytics.storage import projects
 from tests.support.load import count_is, post_batch, stored
@@ -109,7 +110,12 @@ async def _run_outage(
         assert load.accepted_while_down > 0  # Redis kept answering for the broker
 
         accepted = len(load.accepted)
-        await wait_for(lambda: count_is(db, project.project_id, accepted), timeout=60, interval=0.5)
+        try:
+            await wait_for(
+                lambda: count_is(db, project.project_id, accepted), timeout=60, interval=0.5
+            )
+        except AssertionError as exc:
+            raise AssertionError(await _diagnosis(db, redis, settings, worker, accepted)) from exc
         resumed = time.monotonic() - restarted
         assert resumed < 60, f"the pipeline took {resumed:.0f}s to store everything"
         await asyncio.sleep(2.0)  # anything doubled would have landed by now
@@ -152,6 +158,31 @@ async def _run_outage(
         broker.kill()
         await runner.cleanup()
         await redis.aclose()
+
+
+async def _diagnosis(
+    db: asyncpg.Pool,
+    redis: aioredis.Redis,
+    settings: Settings,
+    worker: WorkerProcess,
+    accepted: int,
+) -> str:
+    """What a stalled recovery looked like: stored vs accepted, buffer, offsets, worker log."""
+    probe = OffsetsProbe(settings.kafka_broker, io_seconds=5, client_id="diagnosis")
+    try:
+        offsets = await probe.read(settings.events_topic, settings.app_id)
+    finally:
+        await probe.close()
+    async with db.acquire() as conn:
+        stored_count = await conn.fetchval("SELECT count(*) FROM event_ids")
+    log_lines = worker.log_path.read_text(errors="replace").splitlines()
+    wanted = [line for line in log_lines if "[ERROR]" in line or "[WARNING]" in line]
+    return (
+        f"accepted {accepted}, ledger {stored_count};"
+        f" buffer {await redis.xlen(settings.stream_key)} entries,"
+        f" {await redis.hlen(sent_key(settings.stream_key))} sent batches; offsets {offsets}\n"
+        + "\n".join(wanted[-40:])
+    )
 
 
 @pytest.mark.parametrize("down_seconds", [3.0, 30.0], ids=["restart-after-3s", "down-30s"])

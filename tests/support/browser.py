@@ -130,7 +130,9 @@ class Browser:
 
     async def click(self, selector: str) -> None:
         box = await self.evaluate(
-            f"(() => {{ const r = document.querySelector({selector!r}).getBoundingClientRect();"
+            f"(() => {{ const el = document.querySelector({selector!r});"
+            " el.scrollIntoView({block: 'center', inline: 'center'});"
+            " const r = el.getBoundingClientRect();"
             " return [r.x + r.width / 2, r.y + r.height / 2]; })()"
         )
         for kind in ("mousePressed", "mouseReleased"):

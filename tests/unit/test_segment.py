@@ -1,4 +1,4 @@
-"""Segment messages mapped onto our events (``web.segment.to_event``, pure), then validated
+"""Segment messages mapped onto our events (``analytics.events.segment``, pure), then validated
 as any event is; and where the write key is read from (``_write_key``, which reads only the
 request's headers: a request built in memory, no socket)."""
 
@@ -13,10 +13,11 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from analytics.errors import BadRequest
+from analytics.events.segment import MESSAGE_LIMIT, shape_error, to_event
 from analytics.events.times import to_us
 from analytics.events.validation import validate_event
 from tests.support.events import SERVER_NOW, request_context
-from web.segment import MESSAGE_LIMIT, _write_key, shape_error, to_event
+from web.segment import _write_key
 
 
 def _to_event(message: dict[str, Any], kind: str | None = None) -> dict[str, Any]:
