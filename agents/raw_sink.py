@@ -1,9 +1,10 @@
 """Raw sink agent: packed event messages -> ``events`` in PostgreSQL, in batches.
 
 Each batch of Kafka messages becomes one COPY plus one idempotent insert
-(``analytics.storage.events``). faust acknowledges a ``take_events`` batch
-only after the loop body returns, so the offset is committed only once the
-rows are stored; a crash before that replays the batch, which the sink then
+(``analytics.storage.events``), each row enriched on the way
+(``analytics.enrich``). faust acknowledges a ``take_events`` batch only
+after the loop body returns, so the offset is committed only once the rows
+are stored; a crash before that replays the batch, which the sink then
 stores once. A failing database is retried forever (the batch is never
 skipped), and a shutdown waits for the write in flight to finish.
 """
@@ -20,6 +21,7 @@ import orjson
 
 from agents.live import update_live
 from analytics import metrics
+from analytics.enrich.enricher import Enricher
 from analytics.events.models import EventRow, decode_rows
 from analytics.settings import Settings
 from analytics.storage.aggregates import record_flush
@@ -44,18 +46,18 @@ BAD_RECORD = (
 
 
 async def _write_isolating(
-    conn: Any, rows: list[EventRow], partitions: PartitionCache
+    conn: Any, rows: list[EventRow], partitions: PartitionCache, enricher: Enricher
 ) -> tuple[list[EventRow], dict[str, int]]:
     """Write a batch; if it holds a bad record, bisect to find it and dead-letter it alone."""
     try:
-        return await write_events(conn, rows, partitions)
+        return await write_events(conn, rows, partitions, enricher=enricher)
     except BAD_RECORD as exc:
         if len(rows) == 1:
             await _dead_letter(conn, rows[0], exc)
             return [], {}
     middle = len(rows) // 2
-    left, written = await _write_isolating(conn, rows[:middle], partitions)
-    right, more = await _write_isolating(conn, rows[middle:], partitions)
+    left, written = await _write_isolating(conn, rows[:middle], partitions, enricher)
+    right, more = await _write_isolating(conn, rows[middle:], partitions, enricher)
     for table, count in more.items():
         written[table] = written.get(table, 0) + count
     return left + right, written
@@ -76,14 +78,14 @@ async def _dead_letter(conn: Any, row: EventRow, exc: BaseException) -> None:
 
 
 async def _store(
-    pool: asyncpg.Pool, rows: list[EventRow], partitions: PartitionCache
+    pool: asyncpg.Pool, rows: list[EventRow], partitions: PartitionCache, enricher: Enricher
 ) -> list[EventRow]:
     backoff = 0.2
     while True:
         try:
             async with pool.acquire() as conn:
                 started = time.perf_counter()
-                fresh, written = await _write_isolating(conn, rows, partitions)
+                fresh, written = await _write_isolating(conn, rows, partitions, enricher)
                 metrics.FLUSH_LATENCY.observe(time.perf_counter() - started)
                 metrics.LAST_FLUSH.set(time.time())
                 metrics.SINK_EVENTS.labels("new").inc(len(fresh))
@@ -128,6 +130,7 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
             settings.database_url, min_size=1, max_size=4, reset=_no_reset
         )
         partitions = PartitionCache()
+        enricher = Enricher(settings.geoip_database)
         try:
             async for events in stream.take_events(
                 settings.sink_batch_messages, within=settings.sink_batch_seconds
@@ -140,7 +143,7 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
                     if decoded:
                         anchors[decoded[0].project_id] = event
                 started = time.perf_counter()
-                write = asyncio.ensure_future(_store(pool, rows, partitions))
+                write = asyncio.ensure_future(_store(pool, rows, partitions, enricher))
                 try:
                     fresh = await asyncio.shield(write)
                 except asyncio.CancelledError:
@@ -156,4 +159,5 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
                     (time.perf_counter() - started) * 1000,
                 )
         finally:
+            enricher.close()
             await pool.close()

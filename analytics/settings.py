@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     sink_batch_messages: int = 50
     sink_batch_seconds: float = 0.2
     partitions_ahead_days: int = 7
+    # Enrichment: a MaxMind or DB-IP country (or city) .mmdb file to use instead of the
+    # registry data compiled into iptocc; unset uses iptocc.
+    geoip_database: str | None = None
 
     # faust worker: a dead worker's partitions move after this many seconds.
     worker_session_timeout: float = 6.0

@@ -32,6 +32,7 @@ from web import (
     pages,
     realtime,
     segment,
+    tracker,
 )
 from web.admin_auth import MIN_TOKEN_LENGTH, admin_token
 from web.app_keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
@@ -103,6 +104,7 @@ def make_edge(settings: Settings) -> web.Application:
     export.add_routes(app)
     realtime.add_routes(app)
     pages.add_routes(app)
+    tracker.add_routes(app)
     segment.add_routes(app)
     openapi.add_routes(app)
     admin.add_routes(app)

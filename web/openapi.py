@@ -327,6 +327,21 @@ def _paths(limits: Limits) -> dict[str, Schema]:
             },
         )
     }
+    paths["/sa.js"] = {
+        "get": _unauthenticated(
+            "trackerScript",
+            "tracker",
+            "The tracker script a site's pages load (one script tag; see the README)",
+            {
+                "200": {
+                    "description": "The script, gzip-encoded when the client accepts gzip;"
+                    " Cache-Control and ETag set.",
+                    "content": {"application/javascript": {"schema": STR}},
+                },
+                "304": {"description": "If-None-Match named the current ETag."},
+            },
+        )
+    }
     paths[PATH] = {
         "get": _unauthenticated(
             "openapi", "meta", "This document", {"200": _json(OBJ, "OpenAPI 3.1.")}
@@ -484,6 +499,7 @@ def build_document(limits: Limits | None = None) -> dict[str, Any]:
             {"name": "ingest", "description": "SPEC §4"},
             {"name": "dashboard", "description": "SPEC §7"},
             {"name": "export", "description": "SPEC §11"},
+            {"name": "tracker", "description": "The browser script (SPEC §10)."},
             {"name": "health"},
             {"name": "meta"},
         ],

@@ -1,4 +1,5 @@
-"""Pipeline commands: migrate, process-events (the bridge), aggregate-events (rebuild).
+"""Pipeline commands: migrate, process-events (the bridge), aggregate-events (rebuild),
+enrich-events (fill the enriched columns of older rows).
 
 Every command reads the same settings as the stack and honours faust's
 global ``--json`` flag with one JSON document on stdout.
@@ -103,4 +104,43 @@ def register(app: Any, settings: Settings) -> None:
             self,
             {"project_days": len(work), "events": total, "from": since, "to": until},
             f"rebuilt {len(work)} project-day(s) from {total} raw event(s)",
+        )
+
+    @app.command(
+        option("--from", "start", required=True, help="Start (ISO date/time, UTC), inclusive."),
+        option("--to", "end", required=True, help="End (ISO date/time, UTC), exclusive."),
+        option("--project", "project_id", default=None, help="Only this project."),
+    )
+    async def enrich_events(self: Any, start: str, end: str, project_id: str | None) -> None:
+        """Fill the enriched columns (page, referrer, browser, country) of stored events.
+
+        Whole UTC days in the range; only null columns are filled, so a second
+        run changes nothing.
+        """
+        from analytics.enrich.enricher import Enricher
+        from analytics.storage.aggregates import days_with_events
+        from analytics.storage.enrichment import enrich_day
+
+        since, until = _day_range(start, end)
+        enricher = Enricher(settings.geoip_database)
+        conn = await connect(settings)
+        try:
+            work = await days_with_events(conn, since, until, project_id)
+            total = 0
+            with click.progressbar(
+                work,
+                label="enriching",
+                file=sys.stderr,
+                show_pos=True,
+                item_show_func=lambda item: f"{item[0][:8]} {item[1]}" if item else "",
+            ) as bar:
+                for project, day in bar:
+                    total += await enrich_day(conn, enricher, project, day)
+        finally:
+            await conn.close()
+            enricher.close()
+        emit(
+            self,
+            {"project_days": len(work), "events_changed": total, "from": since, "to": until},
+            f"enriched {total} event(s) in {len(work)} project-day(s)",
         )

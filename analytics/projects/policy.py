@@ -90,6 +90,9 @@ class ProjectSettings(BaseModel):
     trusted_proxies: tuple[str, ...] = ()
     session_window_minutes: int = Field(default=60, ge=1, le=24 * 60)
     sampling: Sampling = Sampling()
+    # What ``events.ip_address`` keeps: the address, its /24 (IPv4) or /48 (IPv6)
+    # network, or nothing. The worker finds the country before cutting it.
+    ip_address_storage: Literal["full", "truncated", "none"] = "full"
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -6,6 +6,10 @@ same statement, so a replayed or retried event (even one whose server-side
 timestamp moved to another day) is stored once. The same transaction adds
 exactly those new rows to the aggregates (``analytics.storage.aggregates``),
 so raw rows and aggregates can never disagree.
+
+Each row is enriched on the way in (``analytics.enrich``: page, referrer,
+campaign, browser, country), and its ``ip_address`` is stored as the
+project's ``ip_address_storage`` says, after the country was found.
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ if TYPE_CHECKING:
 import asyncpg
 
 from analytics.counting.rollup import Rollup
+from analytics.enrich.enricher import COLUMNS as ENRICHED
+from analytics.enrich.enricher import Enricher, StoredFields
+from analytics.enrich.geo import ip_prefix
 from analytics.events.models import EventRow
 from analytics.events.times import from_us
 from analytics.storage.aggregates import apply_rollup
@@ -37,19 +44,34 @@ _COLUMNS = (
     "received_at",
     "ip_address",
     "user_agent",
+    *ENRICHED,
 )
 
-_STAGING = "sa_staging_events"
-_STAGING_COLUMNS = (*_COLUMNS[:7], "ts_us", "sample_rate", "received_us", *_COLUMNS[10:])
+_STAGING = "sa_staging_events2"
+_STAGING_COLUMNS = (
+    *_COLUMNS[:7],
+    "ts_us",
+    "sample_rate",
+    "received_us",
+    *_COLUMNS[10:12],
+    "ip_prefix",
+    *ENRICHED,
+)
 # Exact µs -> timestamptz in the server (cheaper than building datetimes in Python).
 _US_TO_TS = "(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 microsecond')"
 
+# sa_staging_events2: the columns changed with enrichment, and a pooled connection may
+# still hold the older temp table under the old name.
 _CREATE_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
     event_id text, project_id text, event_source_id bigint, user_id text,
     session_id text, event_name text, properties text, ts_us bigint,
     sample_rate double precision, received_us bigint, ip_address text,
-    user_agent text
+    user_agent text, ip_prefix text,
+    hostname text, pathname text, referrer_domain text, referrer_source text,
+    utm_source text, utm_medium text, utm_campaign text, utm_term text, utm_content text,
+    browser text, browser_version text, os text, os_version text, device_type text,
+    is_bot boolean, country_code text
 ) ON COMMIT DELETE ROWS
 """
 
@@ -63,8 +85,13 @@ WITH fresh AS (
 INSERT INTO events ({", ".join(f'"{c}"' for c in _COLUMNS)})
 SELECT s.event_id, s.project_id, s.event_source_id, s.user_id, s.session_id, s.event_name,
        s.properties::jsonb, {_US_TO_TS.format("s.ts_us")}, s.sample_rate,
-       {_US_TO_TS.format("s.received_us")}, s.ip_address, s.user_agent
+       {_US_TO_TS.format("s.received_us")},
+       -- the project's ip_address_storage; the country was found from the whole address
+       CASE COALESCE(p.settings ->> 'ip_address_storage', 'full')
+           WHEN 'none' THEN NULL WHEN 'truncated' THEN s.ip_prefix ELSE s.ip_address END,
+       s.user_agent, {", ".join(f"s.{c}" for c in ENRICHED)}
 FROM {_STAGING} s JOIN fresh USING (project_id, event_id)
+LEFT JOIN projects p ON p.id = s.project_id
 RETURNING project_id, event_id
 """
 
@@ -81,8 +108,13 @@ def _unique(rows: Iterable[EventRow]) -> list[EventRow]:
     return out
 
 
-def copy_records(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
-    """Rows as the staging table's COPY records (times stay integer µs)."""
+def copy_records(
+    rows: Sequence[EventRow], enricher: Enricher | None = None
+) -> list[tuple[Any, ...]]:
+    """Rows as the staging table's COPY records (times stay integer µs), enriched."""
+    enriched = (enricher or default_enricher()).enrich(
+        [StoredFields(r.properties, r.ip_address, r.user_agent) for r in rows]
+    )
     return [
         (
             r.event_id,
@@ -97,9 +129,21 @@ def copy_records(rows: Sequence[EventRow]) -> list[tuple[Any, ...]]:
             r.received_at_us,
             r.ip_address,
             r.user_agent,
+            ip_prefix(r.ip_address),
+            *extra,
         )
-        for r in rows
+        for r, extra in zip(rows, enriched, strict=True)
     ]
+
+
+_DEFAULT: list[Enricher] = []
+
+
+def default_enricher() -> Enricher:
+    """A process-wide enricher without a GeoIP file (for writers not given one)."""
+    if not _DEFAULT:
+        _DEFAULT.append(Enricher())
+    return _DEFAULT[0]
 
 
 class PartitionCache:
@@ -132,6 +176,7 @@ async def write_events(
     partitions: PartitionCache,
     *,
     aggregate: bool = True,
+    enricher: Enricher | None = None,
 ) -> tuple[list[EventRow], dict[str, int]]:
     """Store the rows not stored before and add them to the aggregates, in one transaction.
 
@@ -141,7 +186,7 @@ async def write_events(
     if not batch:
         return [], {}
     await partitions.ensure(conn, batch)
-    records = copy_records(batch)
+    records = copy_records(batch, enricher)
     try:
         return await _write(conn, batch, records, aggregate)
     except asyncpg.CheckViolationError:
