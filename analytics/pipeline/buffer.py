@@ -40,7 +40,7 @@ def merge_payloads(payloads: Sequence[bytes]) -> bytes:
     """One ``encode_rows`` array from several (each a non-empty JSON array), without decoding."""
     if len(payloads) == 1:
         return payloads[0]
-    return b"[" + b",".join(p[1:-1] for p in payloads) + b"]"
+    return b"[" + b",".join(p[1:-1] for p in payloads if len(p) > 2) + b"]"
 
 
 def _unavailable() -> BufferUnavailable:

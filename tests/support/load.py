@@ -76,7 +76,10 @@ async def diagnosis(
                 in_stream[row[1]] = entry_id
     records = await redis.hgetall(sent_key(settings.stream_key))
     recorded = {i for raw in records.values() for i in SentBatch.decode(raw).ids}
-    pending = await redis.xpending(settings.stream_key, settings.app_id)
+    try:
+        pending = await redis.xpending(settings.stream_key, settings.stream_group)
+    except Exception as exc:
+        pending = repr(exc)
     probe = OffsetsProbe(settings.kafka_broker, io_seconds=5, client_id="diagnosis")
     try:
         offsets = await probe.read(settings.events_topic, settings.app_id)
