@@ -15,7 +15,13 @@ had acknowledged:
   watch ends recovery for those partitions: the live view of that hour starts short,
   PostgreSQL (the truth) is untouched.
 
-Both are logged as errors. Everything the broker lost is sent again by the bridge's
+- **A consumer that reads nothing.** A partition with messages waiting whose read offset
+  has not moved for ``worker_read_stall_seconds`` while no batch write is in flight: seen
+  with this broker after a worker was killed and another took its partitions (the new
+  consumer sat at the committed offset for good). The watch restarts the worker in place,
+  as above.
+
+All are logged as errors. Everything the broker lost is sent again by the bridge's
 confirm pass (``analytics.pipeline.confirm``), which keeps each entry in Redis until
 PostgreSQL holds its events.
 """
@@ -29,6 +35,7 @@ import sys
 from typing import Any
 
 from agents.faust_internals import read_offset, skip_recovery, stalled_recovery
+from agents.raw_sink import ACTIVITY
 from analytics import metrics
 from analytics.settings import Settings
 
@@ -45,6 +52,8 @@ class BrokerWatch:
         self._task: asyncio.Task[None] | None = None
         # Recovery progress: tp -> (offset, when it last moved), per recovery round.
         self._progress: dict[Any, tuple[int, float]] = {}
+        # Stream reads: tp -> (read offset, when it last moved or nothing waited).
+        self._reads: dict[Any, tuple[int | None, float]] = {}
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -108,6 +117,27 @@ class BrokerWatch:
                 "the broker lost its log (%s); restarting this worker to read it again from"
                 " the start (the ledger drops what PostgreSQL already holds)",
                 "; ".join(beyond),
+            )
+            restart_in_place()
+        self.check_reads(tps, ends, asyncio.get_running_loop().time())
+
+    def check_reads(self, tps: list[Any], ends: Any, now: float) -> None:
+        """Restart when a partition with messages waiting has not been read from for long."""
+        stalled: list[str] = []
+        for tp in tps:
+            last, end = read_offset(self.app, tp), ends.get(tp)
+            seen = self._reads.get(tp)
+            waiting = end is not None and end > (last if last is not None else -1) + 1
+            if seen is None or seen[0] != last or not waiting or ACTIVITY.writing:
+                self._reads[tp] = (last, now)
+            elif now - seen[1] >= self.settings.worker_read_stall_seconds:
+                stalled.append(f"{tp.topic}[{tp.partition}] at {last}, end {end}")
+        if stalled:
+            log.error(
+                "this worker has read nothing for %.0fs with messages waiting (%s): a stuck"
+                " consumer; restarting it",
+                self.settings.worker_read_stall_seconds,
+                "; ".join(stalled),
             )
             restart_in_place()
 

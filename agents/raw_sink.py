@@ -111,6 +111,18 @@ async def _store(
             backoff = min(backoff * 2, 5.0)
 
 
+class SinkActivity:
+    """Whether a batch write is in flight: a stalled read means nothing while one is."""
+
+    __slots__ = ("writing",)
+
+    def __init__(self) -> None:
+        self.writing = 0
+
+
+ACTIVITY = SinkActivity()
+
+
 async def _no_reset(conn: asyncpg.Connection) -> None:
     return None
 
@@ -143,6 +155,7 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
                     if decoded:
                         anchors[decoded[0].project_id] = event
                 started = time.perf_counter()
+                ACTIVITY.writing += 1
                 write = asyncio.ensure_future(_store(pool, rows, partitions, enricher))
                 try:
                     fresh = await asyncio.shield(write)
@@ -150,6 +163,8 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
                     # The batch is acked when this body exits: finish the write first.
                     await write
                     raise
+                finally:
+                    ACTIVITY.writing -= 1
                 horizon = time.time_ns() // 1000 - LIVE_HORIZON_US
                 update_live(live, fresh, anchors, horizon)
                 log.debug(

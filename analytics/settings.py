@@ -96,6 +96,9 @@ class Settings(BaseSettings):
     worker_rebalance_timeout: float = 3.0
     # Changelog recovery that reads nothing for this long is given up (live view only).
     worker_recovery_stall_seconds: float = 10.0
+    # A partition with messages waiting and no read (and no write in flight) for this long
+    # means a stuck consumer: the worker restarts itself.
+    worker_read_stall_seconds: float = 20.0
     worker_datadir: str = ".run/worker-data"
 
     # The admin view at /admin/ (README, "Admin view"): off unless this is set to a secret
