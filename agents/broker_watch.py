@@ -37,6 +37,7 @@ from typing import Any
 from agents.faust_internals import read_offset, skip_recovery, stalled_recovery
 from agents.raw_sink import ACTIVITY
 from analytics import metrics
+from analytics.pipeline.kafka import OffsetsProbe
 from analytics.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -54,20 +55,25 @@ class BrokerWatch:
         self._progress: dict[Any, tuple[int, float]] = {}
         # Stream reads: tp -> (read offset, when it last moved or nothing waited).
         self._reads: dict[Any, tuple[int | None, float]] = {}
+        self._probe: OffsetsProbe | None = None
 
     def start(self) -> None:
         if self._task is None or self._task.done():
             self._task = asyncio.ensure_future(self._run())
 
     async def _run(self) -> None:
-        while not self.app.should_stop:
-            try:
-                self.check_recovery(asyncio.get_running_loop().time())
-                await self.check_positions()
-            except Exception as exc:
-                log.exception("broker watch: check failed; trying again")
-                metrics.ERRORS.labels(component="broker_watch", kind=type(exc).__name__).inc()
-            await asyncio.sleep(INTERVAL)
+        try:
+            while not self.app.should_stop:
+                try:
+                    self.check_recovery(asyncio.get_running_loop().time())
+                    await self.check_positions()
+                except Exception as exc:
+                    log.warning("broker watch: check failed (%r); trying again", exc)
+                    metrics.ERRORS.labels(component="broker_watch", kind=type(exc).__name__).inc()
+                await asyncio.sleep(INTERVAL)
+        finally:
+            if self._probe is not None:
+                await self._probe.close()
 
     def check_recovery(self, now: float) -> None:
         stalled = stalled_recovery(self.app)
@@ -104,14 +110,23 @@ class BrokerWatch:
         tps = [tp for tp in consumer.assignment() if tp.topic == self.settings.events_topic]
         if not tps:
             return
-        ends = await consumer.highwaters(*tps)
-        beyond = [
-            f"{tp.topic}[{tp.partition}] ends at {ends[tp]}, read up to {last}"
-            for tp in tps
-            if ends.get(tp) is not None
-            and (last := read_offset(self.app, tp)) is not None
-            and last > ends[tp]
-        ]
+        # Ends come from the watch's own clients: when the consumer is what is stuck, asking
+        # it (``consumer.highwaters``) would hang this watch with it.
+        if self._probe is None:
+            self._probe = OffsetsProbe(
+                self.settings.kafka_broker, io_seconds=5.0, client_id="analytics-watch"
+            )
+        offsets = await asyncio.wait_for(
+            self._probe.read(self.settings.events_topic, self.settings.app_id), 15
+        )
+        if offsets is None:
+            return
+        ends = {tp: offsets.ends.get(tp.partition) for tp in tps}
+        beyond = []
+        for tp in tps:
+            end, last = ends[tp], read_offset(self.app, tp)
+            if end is not None and last is not None and last > end:
+                beyond.append(f"{tp.topic}[{tp.partition}] ends at {end}, read up to {last}")
         if beyond:
             log.error(
                 "the broker lost its log (%s); restarting this worker to read it again from"
@@ -121,7 +136,7 @@ class BrokerWatch:
             restart_in_place()
         self.check_reads(tps, ends, asyncio.get_running_loop().time())
 
-    def check_reads(self, tps: list[Any], ends: Any, now: float) -> None:
+    def check_reads(self, tps: list[Any], ends: dict[Any, int | None], now: float) -> None:
         """Restart when a partition with messages waiting has not been read from for long."""
         stalled: list[str] = []
         for tp in tps:
