@@ -110,18 +110,9 @@ class BrokerWatch:
         tps = [tp for tp in consumer.assignment() if tp.topic == self.settings.events_topic]
         if not tps:
             return
-        # Ends come from the watch's own clients: when the consumer is what is stuck, asking
-        # it (``consumer.highwaters``) would hang this watch with it.
-        if self._probe is None:
-            self._probe = OffsetsProbe(
-                self.settings.kafka_broker, io_seconds=5.0, client_id="analytics-watch"
-            )
-        offsets = await asyncio.wait_for(
-            self._probe.read(self.settings.events_topic, self.settings.app_id), 15
-        )
-        if offsets is None:
+        ends = await self._ends(tps)
+        if ends is None:
             return
-        ends = {tp: offsets.ends.get(tp.partition) for tp in tps}
         beyond = []
         for tp in tps:
             end, last = ends[tp], read_offset(self.app, tp)
@@ -135,6 +126,28 @@ class BrokerWatch:
             )
             restart_in_place()
         self.check_reads(tps, ends, asyncio.get_running_loop().time())
+
+    async def _ends(self, tps: list[Any]) -> dict[Any, int | None] | None:
+        """Log ends from the worker's consumer; from the watch's own clients if it hangs.
+
+        The consumer's answer is the fresh one right after a broker restart; but when the
+        consumer itself is what is stuck, a call through it would hang this watch too.
+        """
+        try:
+            found = await asyncio.wait_for(self.app.consumer.highwaters(*tps), 5)
+            return {tp: found.get(tp) for tp in tps}
+        except TimeoutError:
+            log.warning("broker watch: the consumer did not answer in 5 s; asking the broker")
+        if self._probe is None:
+            self._probe = OffsetsProbe(
+                self.settings.kafka_broker, io_seconds=5.0, client_id="analytics-watch"
+            )
+        offsets = await asyncio.wait_for(
+            self._probe.read(self.settings.events_topic, self.settings.app_id), 15
+        )
+        if offsets is None:
+            return None
+        return {tp: offsets.ends.get(tp.partition) for tp in tps}
 
     def check_reads(self, tps: list[Any], ends: dict[Any, int | None], now: float) -> None:
         """Restart when a partition with messages waiting has not been read from for long."""
