@@ -37,6 +37,7 @@ from typing import Any
 from agents.faust_internals import read_offset, skip_recovery, stalled_recovery
 from agents.raw_sink import ACTIVITY
 from analytics import metrics
+from analytics.pipeline.confirm import Confirmer
 from analytics.pipeline.kafka import OffsetsProbe
 from analytics.settings import Settings
 
@@ -56,6 +57,7 @@ class BrokerWatch:
         # Stream reads: tp -> (read offset, when it last moved or nothing waited).
         self._reads: dict[Any, tuple[int | None, float]] = {}
         self._probe: OffsetsProbe | None = None
+        self._losses_seen = Confirmer.broker_losses
 
     def start(self) -> None:
         if self._task is None or self._task.done():
@@ -65,6 +67,7 @@ class BrokerWatch:
         try:
             while not self.app.should_stop:
                 try:
+                    self.check_broker_loss()
                     self.check_recovery(asyncio.get_running_loop().time())
                     await self.check_positions()
                 except Exception as exc:
@@ -74,6 +77,16 @@ class BrokerWatch:
         finally:
             if self._probe is not None:
                 await self._probe.close()
+
+    def check_broker_loss(self) -> None:
+        """The bridge's confirm pass found its topic gone: restart before faust commits or
+        drops anything by the old log's offsets."""
+        if Confirmer.broker_losses > self._losses_seen:
+            log.error(
+                "the broker lost its log (the events topic was gone with batches sent to it);"
+                " restarting this worker to read the new log from the start"
+            )
+            restart_in_place()
 
     def check_recovery(self, now: float) -> None:
         stalled = stalled_recovery(self.app)

@@ -29,7 +29,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import asyncpg
 import orjson
@@ -138,6 +138,8 @@ class Confirmer:
     probe: OffsetsProbe | None = None
     stats: ConfirmStats = field(default_factory=ConfirmStats)
     _db: Any = None
+    # Times a pass in this process found its topic gone with batches waiting on it.
+    broker_losses: ClassVar[int] = 0
 
     async def run_once(self) -> ConfirmStats:
         """Trim, re-send or leave every recorded batch; returns the running totals."""
@@ -212,6 +214,9 @@ class Confirmer:
             # The broker came back empty and nobody has declared the topic yet.
             log.warning("confirm: topic %s is missing; creating it", self.topic)
             await ensure_topic(self.broker_url, self.topic, self.topic_partitions)
+            # Batches were sent to a topic the broker no longer has: it lost its state.
+            # A worker in this process holds offsets of the old log (``agents.broker_watch``).
+            type(self).broker_losses += 1
         return offsets
 
     async def _entries(self, batches: Sequence[SentBatch]) -> dict[bytes, Entry]:
