@@ -1,6 +1,6 @@
 """Every use of faust's private API, in one place, each with the reason.
 
-faust-streaming 0.15 offers no public way to do these three things. When faust
+faust-streaming 0.15 offers no public way to do any of these. When faust
 changes, this module is the one to read and mend; nothing else touches ``_`` names
 of faust.
 """
