@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
+from analytics.enrich.enricher import COLUMNS as ENRICHED
 from analytics.storage import exports
 
 if TYPE_CHECKING:
     from analytics.storage import Connection
+
 
 LEADING_COLUMNS = (
     "event_id",
@@ -48,23 +50,8 @@ LEADING_COLUMNS = (
     "received_at",
     "ip_address",
     "user_agent",
-    # SPEC §10 enrichment, once its migration has added the columns.
-    "hostname",
-    "pathname",
-    "referrer_domain",
-    "referrer_source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "browser",
-    "browser_version",
-    "os",
-    "os_version",
-    "device_type",
-    "is_bot",
-    "country_code",
+    # SPEC §10 enrichment, in the order the worker writes it.
+    *ENRICHED,
 )
 
 # Columns holding JSON text: written as JSON, not as a string, in NDJSON.
