@@ -37,11 +37,11 @@ from aiohttp import web
 
 from analytics.errors import BadRequest
 from analytics.events.times import EPOCH, InvalidTime, parse_instant, to_us
-from analytics.projects.api_keys import KeyKind, bearer
 from analytics.storage import queries
 from analytics.storage.queries import EventFilter, Keyset
-from web.app_keys import KEY_CACHE, PG_POOL
+from web.app_keys import PG_POOL
 from web.middleware import json_response
+from web.private_api import private_project_id, query_text
 
 if TYPE_CHECKING:
     from analytics.storage import Connection
@@ -66,23 +66,6 @@ MAX_RANGES: dict[str, timedelta] = {
 SUMMARY_RANGE = timedelta(days=30)
 
 
-async def _project_id(request: web.Request) -> str:
-    """The project of the request's private key (401/403 otherwise)."""
-    record = await request.app[KEY_CACHE].authenticate(
-        bearer(request.headers.get("Authorization")), KeyKind.PRIVATE
-    )
-    return record.project_id
-
-
-def _text(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name)
-    if value and "\x00" in value:
-        raise BadRequest(
-            f"{name} must not contain NUL (U+0000) characters", code=f"{name}_invalid", field=name
-        )
-    return value or None
-
-
 def _moment(value: str, field: str) -> datetime:
     """An ISO 8601 query value as an aware UTC datetime; 400 ``<field>_invalid`` otherwise."""
     try:
@@ -97,8 +80,8 @@ def _time_range(
     request: web.Request, default: timedelta, limit: timedelta | None = None
 ) -> tuple[datetime, datetime]:
     """[start_date, end_date): end defaults to now, start to ``default`` before end."""
-    end_text = _text(request, "end_date")
-    start_text = _text(request, "start_date")
+    end_text = query_text(request, "end_date")
+    start_text = query_text(request, "start_date")
     end = datetime.now(UTC) if end_text is None else _moment(end_text, "end_date")
     if start_text is not None:
         start = _moment(start_text, "start_date")
@@ -127,7 +110,7 @@ def _time_range(
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int | None) -> int:
-    text = _text(request, name)
+    text = query_text(request, name)
     if text is None:
         return default
     bounds = f"from {low} to {high}" if high is not None else f"at least {low}"
@@ -146,7 +129,7 @@ async def _filter(
     """The request's filters; ``event_source_id`` must be one of the project's sources."""
     source_id: int | None = None
     source: str | None = None
-    raw = _text(request, "event_source_id")
+    raw = query_text(request, "event_source_id")
     if raw is not None:
         try:
             source_id = int(raw)
@@ -164,10 +147,10 @@ async def _filter(
         project_id=project_id,
         start=start,
         end=end,
-        event_name=_text(request, "event_name"),
+        event_name=query_text(request, "event_name"),
         event_source_id=source_id,
         event_source=source,
-        user_id=_text(request, "user_id"),
+        user_id=query_text(request, "user_id"),
     )
 
 
@@ -226,13 +209,13 @@ def _position(row: asyncpg.Record) -> Keyset:
 
 async def query_events(request: web.Request) -> web.Response:
     """GET /api/events/query/ — raw events, newest first, keyset-paginated."""
-    project_id = await _project_id(request)
+    project_id = await private_project_id(request)
     start, end = _time_range(request, timedelta(hours=24))
     page_size = _int(request, "page_size", DEFAULT_PAGE_SIZE, 1, MAX_PAGE_SIZE)
     page = _int(request, "page", 1, 1, None)
-    cursor_text = _text(request, "cursor")
+    cursor_text = query_text(request, "cursor")
     cursor = None if cursor_text is None else _decode_cursor(cursor_text)
-    if cursor is not None and _text(request, "page") is not None:
+    if cursor is not None and query_text(request, "page") is not None:
         raise BadRequest("give either page or cursor, not both", code="page_invalid", field="page")
     offset = (page - 1) * page_size
     if offset > MAX_OFFSET:
@@ -273,7 +256,7 @@ async def query_events(request: web.Request) -> web.Response:
 
     params = {"start_date": _iso(start), "end_date": _iso(end), "page_size": str(page_size)}
     for name in ("event_name", "event_source_id", "user_id"):
-        value = _text(request, name)
+        value = query_text(request, name)
         if value is not None:
             params[name] = value
 
@@ -303,7 +286,7 @@ async def query_events(request: web.Request) -> web.Response:
 
 def _aggregation(table: str, granularity: str) -> Handler:
     async def handler(request: web.Request) -> web.Response:
-        project_id = await _project_id(request)
+        project_id = await private_project_id(request)
         start, end = _time_range(request, DEFAULT_RANGES[table], MAX_RANGES[table])
         async with request.app[PG_POOL].acquire() as conn:
             flt = await _filter(request, conn, project_id, start, end)
@@ -335,7 +318,7 @@ def _aggregation(table: str, granularity: str) -> Handler:
 
 async def daily_summaries(request: web.Request) -> web.Response:
     """GET /api/events/summaries/daily/ — one row per UTC day overlapping the range."""
-    project_id = await _project_id(request)
+    project_id = await private_project_id(request)
     start, end = _time_range(request, SUMMARY_RANGE)
     async with request.app[PG_POOL].acquire() as conn:
         rows = await queries.daily_summaries(conn, EventFilter(project_id, start, end))
@@ -365,7 +348,7 @@ async def event_names(request: web.Request) -> web.Response:
     ``last_seen`` is the start of the latest 5-minute bucket holding the name
     (its day's start when the 5-minute rows are gone).
     """
-    project_id = await _project_id(request)
+    project_id = await private_project_id(request)
     async with request.app[PG_POOL].acquire() as conn:
         rows = await queries.event_names(conn, project_id)
     return json_response(
@@ -385,7 +368,7 @@ async def event_names(request: web.Request) -> web.Response:
 
 async def event_sources(request: web.Request) -> web.Response:
     """GET /api/events/sources/ — the project's sources and their setting overrides."""
-    project_id = await _project_id(request)
+    project_id = await private_project_id(request)
     async with request.app[PG_POOL].acquire() as conn:
         rows = await queries.event_sources(conn, project_id)
     return json_response(

@@ -21,32 +21,16 @@ from aiohttp import web
 
 from analytics.errors import BadRequest
 from analytics.events.times import MAX_TIME, MIN_TIME, InvalidTime, parse_instant
-from analytics.projects.api_keys import KeyKind, bearer
 from analytics.transfer.events_file import Format, export_chunks
 from analytics.transfer.stats_zip import resolve_period, stats_zip
-from web.app_keys import KEY_CACHE, PG_POOL
+from web.app_keys import PG_POOL
+from web.private_api import private_project_id, query_text
 
 log = logging.getLogger(__name__)
 
 
-async def _project_id(request: web.Request) -> str:
-    record = await request.app[KEY_CACHE].authenticate(
-        bearer(request.headers.get("Authorization")), KeyKind.PRIVATE
-    )
-    return record.project_id
-
-
-def _param(request: web.Request, name: str) -> str | None:
-    value = request.query.get(name)
-    if value and "\x00" in value:
-        raise BadRequest(
-            f"{name} must not contain NUL (U+0000) characters", code=f"{name}_invalid", field=name
-        )
-    return value or None
-
-
 def _moment(request: web.Request, name: str, default: datetime) -> datetime:
-    text = _param(request, name)
+    text = query_text(request, name)
     if text is None:
         return default
     try:
@@ -58,7 +42,7 @@ def _moment(request: web.Request, name: str, default: datetime) -> datetime:
 
 
 def _format(request: web.Request) -> Format:
-    text = _param(request, "format") or Format.NDJSON.value
+    text = query_text(request, "format") or Format.NDJSON.value
     try:
         return Format(text)
     except ValueError as exc:
@@ -69,7 +53,7 @@ def _format(request: web.Request) -> Format:
 
 async def export_events(request: web.Request) -> web.StreamResponse:
     """GET /api/export/events/ — every stored field of the range's raw events, streamed."""
-    project_id = await _project_id(request)
+    project_id = await private_project_id(request)
     start = _moment(request, "start_date", MIN_TIME)
     end = _moment(request, "end_date", MAX_TIME)
     if start > end:
@@ -105,9 +89,9 @@ async def export_events(request: web.Request) -> web.StreamResponse:
 
 async def export_stats(request: web.Request) -> web.Response:
     """GET /api/export/stats/ — a ZIP of one CSV per breakdown for the period."""
-    project_id = await _project_id(request)
+    project_id = await private_project_id(request)
     period = resolve_period(
-        _param(request, "period"), _param(request, "date"), datetime.now(UTC).date()
+        query_text(request, "period"), query_text(request, "date"), datetime.now(UTC).date()
     )
     async with request.app[PG_POOL].acquire() as conn:
         body = await stats_zip(conn, project_id, period)
