@@ -8,6 +8,7 @@ validates with the pydantic models; the edge turns them into a slotted
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -76,6 +77,13 @@ class Sampling(BaseModel):
         return self
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    import zoneinfo
+
+    return frozenset(zoneinfo.available_timezones()) | {"UTC"}
+
+
 class ProjectSettings(BaseModel):
     """Every per-project setting with its default."""
 
@@ -93,6 +101,15 @@ class ProjectSettings(BaseModel):
     # What ``events.ip_address`` keeps: the address, its /24 (IPv4) or /48 (IPv6)
     # network, or nothing. The worker finds the country before cutting it.
     ip_address_storage: Literal["full", "truncated", "none"] = "full"
+    # The IANA zone the stats API and the dashboard answer in (their days and hours).
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        if value not in _zones():
+            raise ValueError(f"{value!r} is not an IANA time zone name such as Europe/Berlin")
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -20,7 +20,7 @@ from analytics.pipeline.bridge import Bridge, make_bridge
 from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.support.load import count_is, diagnosis, send_batches, stored
+from tests.support.load import REFUSED, count_is, diagnosis, send_batches, stored
 from tests.support.stack import REDIS_URL, start_edge, wait_for
 
 
@@ -54,7 +54,9 @@ async def test_worker_sigkill_mid_stream_keeps_every_event_once(
         except AssertionError as exc:
             redis = aioredis.Redis.from_url(REDIS_URL)
             try:
-                why = await diagnosis(db, redis, settings, project.project_id, accepted)
+                why = await diagnosis(
+                    db, redis, settings, project.project_id, accepted, (first, second)
+                )
             finally:
                 await redis.aclose()
             raise AssertionError(why) from exc
@@ -102,8 +104,20 @@ async def test_two_workers_one_stopped_mid_stream_keeps_aggregates_exact(
         two.stop()  # partitions move to the survivor mid-stream
         await asyncio.gather(*senders)
         for p in group:
-            assert len(accepted[p.project_id]) == 1600
-            await wait_for(lambda p=p: count_is(db, p.project_id, 1600), timeout=90, interval=0.5)
+            assert len(accepted[p.project_id]) == 1600, REFUSED[-5:]
+            try:
+                await wait_for(
+                    lambda p=p: count_is(db, p.project_id, 1600), timeout=90, interval=0.5
+                )
+            except AssertionError as exc:
+                redis = aioredis.Redis.from_url(REDIS_URL)
+                try:
+                    why = await diagnosis(
+                        db, redis, settings, p.project_id, accepted[p.project_id], (one, two)
+                    )
+                finally:
+                    await redis.aclose()
+                raise AssertionError(why) from exc
         await asyncio.sleep(1.0)
         for p in group:
             count, distinct = await stored(db, p.project_id)

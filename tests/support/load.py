@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
@@ -13,20 +14,41 @@ import orjson
 _ids = itertools.count()
 
 
+REFUSED: list[tuple[int, str]] = []
+"""Answers other than 202 that ``post_batch`` gave up on (status, body), for diagnoses."""
+
+
 async def post_batch(
-    http: aiohttp.ClientSession, url: str, key: str, size: int, accepted: list[str]
+    http: aiohttp.ClientSession,
+    url: str,
+    key: str,
+    size: int,
+    accepted: list[str],
+    *,
+    attempts: int = 5,
 ) -> int:
-    """Post ``size`` new events in one batch; record their ids if the edge answered 202."""
+    """Post ``size`` new events in one batch; record their ids if the edge answered 202.
+
+    Like a real client, a 503 (nothing accepted, retry) or a 429 is retried after its
+    Retry-After (at most 1 s here), up to ``attempts`` tries; an answer given up on is
+    kept in ``REFUSED`` so that a failing count says why.
+    """
     ids = [f"ev-{next(_ids)}" for _ in range(size)]
     body = {"events": [{"event_name": "load", "event_source": "bench", "event_id": i} for i in ids]}
-    async with http.post(
-        f"{url}/api/events/batch/",
-        data=orjson.dumps(body),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    ) as resp:
-        if resp.status == 202:
-            accepted.extend(ids)
-        return resp.status
+    data = orjson.dumps(body)
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    for attempt in range(attempts):
+        async with http.post(f"{url}/api/events/batch/", data=data, headers=headers) as resp:
+            if resp.status == 202:
+                accepted.extend(ids)
+                return resp.status
+            text = await resp.text()
+            wait = min(1.0, float(resp.headers.get("Retry-After", "0.2") or 0.2))
+        if resp.status not in (429, 503) or attempt == attempts - 1:
+            REFUSED.append((resp.status, text[:200]))
+            return resp.status
+        await asyncio.sleep(wait)
+    return resp.status
 
 
 async def send_batches(
@@ -54,7 +76,12 @@ async def count_is(db: asyncpg.Pool, project_id: str, n: int) -> bool:
 
 
 async def diagnosis(
-    db: asyncpg.Pool, redis: Any, settings: Any, project_id: str, accepted: list[str]
+    db: asyncpg.Pool,
+    redis: Any,
+    settings: Any,
+    project_id: str,
+    accepted: list[str],
+    workers: Sequence[Any] = (),
 ) -> str:
     """Where the accepted events that PostgreSQL lacks are: the buffer, the sent records, Kafka."""
     from analytics.pipeline.buffer import FIELD
@@ -85,11 +112,23 @@ async def diagnosis(
         offsets = await probe.read(settings.events_topic, settings.app_id)
     finally:
         await probe.close()
+    async with db.acquire() as conn:
+        waits = [
+            dict(r)
+            for r in await conn.fetch(
+                "SELECT pid, state, wait_event_type, wait_event, left(query, 80) AS query,"
+                " now() - xact_start AS xact_age FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND state <> 'idle'"
+            )
+        ]
+    logs = "".join(f"\n--- {w.log_path.name} ---\n{w.log_tail(60)}" for w in workers)
     entries = set(in_stream.values())
     return (
         f"{len(missing)} of {len(accepted)} missing (first {missing[:3]});"
         f" {len(in_stream)} of them in {len(entries)} buffer entries,"
         f" {len(entries & recorded)} of those entries in sent records;"
         f" {len(records)} sent records; pending {pending}; offsets {offsets};"
-        f" some records {[SentBatch.decode(r) for r in list(records.values())[:3]]}"
+        f" some records {[SentBatch.decode(r) for r in list(records.values())[:3]]};"
+        f" refused answers {REFUSED[-5:]}; busy PostgreSQL sessions {waits}{logs}"
     )
