@@ -25,3 +25,8 @@ def query_text(request: web.Request, name: str) -> str | None:
             f"{name} must not contain NUL (U+0000) characters", code=f"{name}_invalid", field=name
         )
     return value or None
+
+
+async def stats_project_id(request: web.Request) -> str:
+    """The project a stats request may read: its private key's (share links extend this)."""
+    return await private_project_id(request)
