@@ -32,6 +32,7 @@ from web import (
     pages,
     realtime,
     segment,
+    stats,
     tracker,
 )
 from web.admin_auth import MIN_TOKEN_LENGTH, admin_token
@@ -103,6 +104,7 @@ def make_edge(settings: Settings) -> web.Application:
     dashboard.add_routes(app)
     export.add_routes(app)
     realtime.add_routes(app)
+    stats.add_routes(app)
     pages.add_routes(app)
     tracker.add_routes(app)
     segment.add_routes(app)

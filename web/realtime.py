@@ -41,15 +41,13 @@ async def _fetch(
     return url, [(float(start), LiveMinute.from_value(value)) for start, value in body["minutes"]]
 
 
-async def realtime(request: web.Request) -> web.Response:
-    """Figures for widgets, seconds old, from the live tables of every worker."""
-    key = bearer(request.headers.get("Authorization"))
-    record = await request.app[KEY_CACHE].authenticate(key, KeyKind.PRIVATE)
-    assert key is not None
+async def live_figures(request: web.Request, project_id: str) -> dict[str, Any]:
+    """The project's live figures merged from every worker (asked with the request's key)."""
+    key = bearer(request.headers.get("Authorization")) or ""
     settings = request.app[SETTINGS]
     urls = settings.worker_urls or (f"http://127.0.0.1:{settings.worker_web_port}",)
     answers = await asyncio.gather(
-        *(_fetch(request.app[HTTP], url, record.project_id, key) for url in urls)
+        *(_fetch(request.app[HTTP], url, project_id, key) for url in urls)
     )
     now = time.time()
     minutes = merge_minutes(part for _, part in answers if part is not None)
@@ -58,7 +56,14 @@ async def realtime(request: web.Request) -> web.Response:
     figures.pop("newest_minute", None)
     figures["freshness_seconds"] = round(now - received, 3) if received else None
     figures["workers"] = [{"url": url, "ok": part is not None} for url, part in answers]
-    return json_response(figures)
+    return figures
+
+
+async def realtime(request: web.Request) -> web.Response:
+    """Figures for widgets, seconds old, from the live tables of every worker."""
+    key = bearer(request.headers.get("Authorization"))
+    record = await request.app[KEY_CACHE].authenticate(key, KeyKind.PRIVATE)
+    return json_response(await live_figures(request, record.project_id))
 
 
 async def _client(app: web.Application) -> Any:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from analytics.counting.sketch import Sketch, member_hash
+from analytics.enrich.useragents import cached_agent
 from analytics.events.models import EventRow
 
 MINUTE_US = 60_000_000
@@ -85,7 +86,8 @@ def minutes_of(rows: Iterable[EventRow]) -> dict[tuple[str, int], LiveMinute]:
         minute.events += 1
         minute.estimated += 1.0 / row.sample_rate if row.sample_rate > 0 else 1.0
         minute.names[row.event_name] = minute.names.get(row.event_name, 0) + 1
-        if row.user_id is not None:
+        # visitors leave bots out (SPEC §10), as the stats rollups do
+        if row.user_id is not None and not (row.user_agent and cached_agent(row.user_agent).is_bot):
             hashes[key].add(member_hash(row.user_id))
         if row.received_at_us > minute.newest_received_us:
             minute.newest_received_us = row.received_at_us
