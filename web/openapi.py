@@ -294,6 +294,7 @@ def _paths(limits: Limits) -> dict[str, Schema]:
             " ok: false and the figures come from the others.",
         )
     }
+    paths |= _stats_paths()
     paths["/api/export/events/"] = {"get": _export_events()}
     paths["/api/export/stats/"] = {"get": _export_stats()}
     for kind in ("batch", "import", "track", "page", "screen", "identify", "group", "alias"):
@@ -413,6 +414,71 @@ def _export_stats() -> Schema:
     }
 
 
+STATS_ERRORS = {
+    400: "A parameter is invalid, naming it in field: period_invalid, date_invalid,"
+    " date_missing, filters_invalid, metrics_invalid, property_invalid, property_missing,"
+    " interval_invalid, compare_invalid, limit_invalid, page_invalid, parameter_unknown.",
+}
+STATS_PARAMS = {
+    "aggregate": ["StatsPeriod", "StatsDate", "StatsFilters", "StatsCompare", "StatsMetrics"],
+    "timeseries": [
+        "StatsPeriod",
+        "StatsDate",
+        "StatsFilters",
+        "StatsCompare",
+        "StatsMetrics",
+        "StatsInterval",
+    ],
+    "breakdown": [
+        "StatsPeriod",
+        "StatsDate",
+        "StatsFilters",
+        "StatsMetrics",
+        "StatsProperty",
+        "StatsLimit",
+        "StatsPage",
+    ],
+}
+
+
+def _stats_paths() -> dict[str, Schema]:
+    """``web.stats``: the four stats endpoints (SPEC §10)."""
+    summaries = {
+        "aggregate": ("statsAggregate", "Totals of a period, with their change", "StatsAggregate"),
+        "timeseries": ("statsTimeseries", "One row per interval of a period", "StatsTimeseries"),
+        "breakdown": ("statsBreakdown", "The top values of one property", "StatsBreakdown"),
+    }
+    paths: dict[str, Schema] = {}
+    for name, (operation_id, summary, schema) in summaries.items():
+        paths[f"/api/stats/{name}/"] = {
+            "get": {
+                "operationId": operation_id,
+                "tags": ["stats"],
+                "summary": summary,
+                "description": "Answered in the project's timezone setting; bots are left out.",
+                "security": [{"privateKey": []}],
+                "parameters": [
+                    {"$ref": f"#/components/parameters/{p}"} for p in STATS_PARAMS[name]
+                ],
+                "responses": {"200": _json(_ref(schema), "The key's project only.")}
+                | _errors(STATS_ERRORS)
+                | _errors(PRIVATE_ERRORS),
+            }
+        }
+    paths["/api/stats/realtime/visitors/"] = {
+        "get": {
+            "operationId": "statsRealtimeVisitors",
+            "tags": ["stats"],
+            "summary": "Distinct visitors of the last 5 minutes",
+            "description": "From every worker's live table; bots are left out.",
+            "security": [{"privateKey": []}],
+            "responses": {"200": _json(_ref("StatsRealtime"), "The key's project only.")}
+            | _errors(PRIVATE_ERRORS),
+        }
+    }
+    return paths
+
+
 def _query(name: str, schema: Schema, description: str) -> Schema:
     return {"name": name, "in": "query", "schema": schema, "description": description}
 
@@ -447,6 +513,42 @@ PARAMETERS: dict[str, Schema] = {
         {**STR, "pattern": NO_NUL},
         "The period's last day YYYY-MM-DD (default today, UTC); custom: YYYY-MM-DD,YYYY-MM-DD.",
     ),
+    "StatsPeriod": _query(
+        "period",
+        {"enum": ["day", "7d", "30d", "month", "6mo", "12mo", "custom"]},
+        "Default 30d: the 30 days ending with date, in the project's time zone.",
+    ),
+    "StatsDate": _query(
+        "date",
+        {**STR, "pattern": NO_NUL},
+        "YYYY-MM-DD: the day the period ends on (default today); custom: first,last.",
+    ),
+    "StatsFilters": _query(
+        "filters",
+        {**STR, "pattern": NO_NUL},
+        "visit:country==DE;event:page==/pricing|/about; operators ==, != and ~ (contains).",
+    ),
+    "StatsCompare": _query("compare", {"enum": ["previous_period"]}, "Adds each change."),
+    "StatsMetrics": _query(
+        "metrics",
+        {**STR, "pattern": NO_NUL},
+        "Comma-separated: visitors, visits, pageviews, events, bounce_rate, visit_duration,"
+        " views_per_visit.",
+    ),
+    "StatsInterval": _query(
+        "interval",
+        {"enum": ["5min", "hour", "day", "month"]},
+        "Default hour for period=day, month for 6mo and 12mo, else day.",
+    ),
+    "StatsProperty": _query(
+        "property",
+        {**STR, "pattern": NO_NUL},
+        "event:name, event:page, event:hostname, event:props:KEY, visit:entry_page,"
+        " visit:exit_page, visit:source, visit:referrer, visit:utm_*, visit:country,"
+        " visit:device, visit:browser, visit:os. Required.",
+    ),
+    "StatsLimit": _query("limit", {**INT, "minimum": 1, "maximum": 1000}, "Default 100."),
+    "StatsPage": _query("page", {**INT, "minimum": 1, "maximum": 100000}, "Default 1."),
     "Origin": {
         "name": "Origin",
         "in": "header",

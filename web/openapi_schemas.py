@@ -308,6 +308,34 @@ def _answer_schemas() -> dict[str, Schema]:
             ),
             workers=_list(_object(url=STR, ok=BOOL)),
         ),
+        "StatsAggregate": _object(
+            results=_described(
+                {
+                    **OBJ,
+                    "additionalProperties": _object(
+                        value=NUM,
+                        change=_null(_described(NUM, "Percent; points for bounce_rate.")),
+                    )
+                    | {"required": ["value"]},
+                },
+                "One entry per metric asked for.",
+            )
+        ),
+        "StatsTimeseries": {
+            **_object(
+                results=_list({**OBJ, "properties": {"date": STR}, "required": ["date"]}),
+                comparison=_list({**OBJ, "properties": {"date": STR}, "required": ["date"]}),
+            ),
+            "required": ["results"],
+        },
+        "StatsBreakdown": _object(
+            results=_described(
+                _list(OBJ), "Rows keyed by the property's last segment, with each metric."
+            ),
+            page=INT,
+            limit=INT,
+        ),
+        "StatsRealtime": _object(results=COUNT),
         "Health": _object(status={"const": "ok"}),
         "Readiness": _object(
             status={"enum": ["ok", "fail"]},
