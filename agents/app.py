@@ -22,7 +22,7 @@ import faust
 
 from agents import bridge, broker_watch, health_views, housekeeping, raw_sink, views
 from analytics import logs
-from analytics.cli import dead_letters, ops, projects, stack, transfer
+from analytics.cli import dead_letters, ops, projects, share_links, stack, transfer
 from analytics.settings import Settings
 from tables.live import live_minutes
 from tables.topics import events_topic
@@ -67,6 +67,7 @@ def make_app(settings: Settings) -> Any:
     stack.register(app, settings)
     ops.register(app, settings)
     projects.register(app, settings)
+    share_links.register(app, settings)
     dead_letters.register(app, settings)
     transfer.register(app, settings)
     _register_edge(app, settings)

@@ -14,8 +14,10 @@ import asyncpg
 from agents.faust_internals import committed_offset, table_items
 from analytics import metrics
 from analytics.projects.api_keys import KeyKind, bearer
+from analytics.projects.share_tokens import is_share_token
 from analytics.settings import Settings
 from analytics.storage.projects import find_key
+from analytics.storage.share_links import project_of_token
 
 
 def local_minutes(live: Any, project_id: str) -> list[tuple[float, dict[str, Any]]]:
@@ -38,6 +40,8 @@ def register(app: Any, settings: Settings, live: Any) -> None:
         if not pools:
             pools.append(await asyncpg.create_pool(settings.database_url, min_size=1, max_size=2))
         async with pools[0].acquire() as conn:
+            if is_share_token(key):  # a share link reads realtime visitors too
+                return await project_of_token(conn, key) == project_id
             record = await find_key(conn, key)
         return (
             record is not None

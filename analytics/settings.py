@@ -109,8 +109,17 @@ class Settings(BaseSettings):
     admin_max_failures: int = Field(default=5, ge=1)
     admin_lockout_seconds: int = Field(default=300, ge=1)
 
+    # Where people reach the edge (the base of share links); default http://HTTP_HOST:PORT.
+    public_url: str | None = None
+
     log_level: str = "info"
     log_format: str = "text"
+
+    def public_base_url(self) -> str:
+        """The edge's public base URL, without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        return f"http://{self.http_host}:{self.http_port}"
 
     def as_environ(self) -> dict[str, str]:
         """The environment variables that rebuild these settings (for child processes)."""

@@ -36,8 +36,17 @@ from web import (
     tracker,
 )
 from web.admin_auth import MIN_TOKEN_LENGTH, admin_token
-from web.app_keys import BUFFER, KEY_CACHE, PG_POOL, REDIS, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
-from web.auth import KeyCache, SourceCache
+from web.app_keys import (
+    BUFFER,
+    KEY_CACHE,
+    PG_POOL,
+    REDIS,
+    SETTINGS,
+    SHARE_CACHE,
+    SOURCE_CACHE,
+    TRUSTED_PROXIES,
+)
+from web.auth import KeyCache, ShareCache, SourceCache
 from web.client import parse_networks
 from web.middleware import error_middleware
 from web.server import EdgeRunner
@@ -55,6 +64,7 @@ async def _postgres(app: web.Application) -> AsyncIterator[None]:
         app[PG_POOL] = pool
         app[KEY_CACHE] = KeyCache(pool, settings.key_cache_seconds)
         app[SOURCE_CACHE] = SourceCache(pool)
+        app[SHARE_CACHE] = ShareCache(pool)
         yield
     finally:
         await pool.close()

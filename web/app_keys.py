@@ -8,7 +8,7 @@ from aiohttp import web
 
 from analytics.pipeline.buffer import BufferWriter
 from analytics.settings import Settings
-from web.auth import KeyCache, SourceCache
+from web.auth import KeyCache, ShareCache, SourceCache
 from web.client import Network
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -18,3 +18,4 @@ BUFFER = web.AppKey("buffer", BufferWriter)
 KEY_CACHE = web.AppKey("key_cache", KeyCache)
 SOURCE_CACHE = web.AppKey("source_cache", SourceCache)
 TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple[Network, ...])
+SHARE_CACHE = web.AppKey("share_cache", ShareCache)

@@ -27,6 +27,7 @@ from analytics.projects.policy import (
     source_settings,
 )
 from analytics.storage.projects import KeyRecord, find_key, resolve_source
+from analytics.storage.share_links import project_of_token
 
 
 class KeyCache:
@@ -142,3 +143,33 @@ class SourceCache:
                     self._entries[(project_id, name)] = (now + self._ttl, source_id, overrides)
                     out[name] = (source_id, overrides)
         return out
+
+
+class ShareCache:
+    """Share token -> project (or None when unknown or revoked), for ``SHARE_LINK_TTL`` s.
+
+    Short on purpose: a revoked link stops answering within seconds.
+    """
+
+    __slots__ = ("_entries", "_pool", "_ttl")
+
+    def __init__(self, pool: asyncpg.Pool, ttl: float = 2.0) -> None:
+        self._pool = pool
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, str | None]] = {}
+
+    async def project_of(self, token: str) -> str:
+        """The project the token reads (401 when it is unknown or revoked)."""
+        now = time.monotonic()
+        hit = self._entries.get(token)
+        if hit is not None and hit[0] > now:
+            project_id = hit[1]
+        else:
+            async with self._pool.acquire() as conn:
+                project_id = await project_of_token(conn, token)
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[token] = (now + self._ttl, project_id)
+        if project_id is None:
+            raise Unauthorized("the share link is unknown or revoked", code="invalid_share_link")
+        return project_id

@@ -1,4 +1,5 @@
 """The human-facing page: ``/dashboard/`` (static HTML; the key stays in the browser),
+``/share/<token>`` (the same page for a share link),
 and its icon at ``/favicon.ico`` (a 16x16 PNG inside an ICO, 127 bytes)."""
 
 from __future__ import annotations
@@ -28,11 +29,24 @@ async def favicon(request: web.Request) -> web.Response:
     return response
 
 
+async def share_page(request: web.Request) -> web.Response:
+    """The dashboard of a share link: the same page, reading with the token in its path.
+
+    The token is checked by the stats API on every request, so a revoked link shows
+    the page's error; the page itself holds no data.
+    """
+    response = await dashboard_page(request)
+    response.headers["Referrer-Policy"] = "no-referrer"  # the path is the credential
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
 def add_routes(app: web.Application) -> None:
     """Register ``/dashboard/`` (and ``/dashboard`` redirecting to it) and ``/favicon.ico``."""
     app.router.add_get("/dashboard/", dashboard_page)
     app.router.add_get("/dashboard", _to_slash)
     app.router.add_get("/favicon.ico", favicon)
+    app.router.add_get("/share/{token}", share_page)
 
 
 async def _to_slash(request: web.Request) -> web.Response:

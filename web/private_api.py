@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from analytics.errors import BadRequest
+from analytics.errors import BadRequest, Forbidden
 from analytics.projects.api_keys import KeyKind, bearer
-from web.app_keys import KEY_CACHE
+from analytics.projects.share_tokens import is_share_token
+from web.app_keys import KEY_CACHE, SHARE_CACHE
 
 
 async def private_project_id(request: web.Request) -> str:
     """The project of the request's private key (401/403 otherwise)."""
-    record = await request.app[KEY_CACHE].authenticate(
-        bearer(request.headers.get("Authorization")), KeyKind.PRIVATE
-    )
+    key = bearer(request.headers.get("Authorization"))
+    if is_share_token(key):
+        raise Forbidden(
+            "a share link reads only the stats API (/api/stats/…); use the private key",
+            code="share_link_not_allowed",
+        )
+    record = await request.app[KEY_CACHE].authenticate(key, KeyKind.PRIVATE)
     return record.project_id
 
 
@@ -28,5 +33,8 @@ def query_text(request: web.Request, name: str) -> str | None:
 
 
 async def stats_project_id(request: web.Request) -> str:
-    """The project a stats request may read: its private key's (share links extend this)."""
+    """The project a stats request may read: its private key's, or its share link's."""
+    key = bearer(request.headers.get("Authorization"))
+    if key is not None and is_share_token(key):
+        return await request.app[SHARE_CACHE].project_of(key)
     return await private_project_id(request)

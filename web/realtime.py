@@ -18,9 +18,10 @@ import aiohttp
 from aiohttp import web
 
 from analytics.counting.live_minute import LiveMinute, merge_minutes, realtime_figures
-from analytics.projects.api_keys import KeyKind, bearer
-from web.app_keys import KEY_CACHE, SETTINGS
+from analytics.projects.api_keys import bearer
+from web.app_keys import SETTINGS
 from web.middleware import json_response
+from web.private_api import private_project_id
 
 HTTP = web.AppKey("realtime_http", aiohttp.ClientSession)
 
@@ -61,9 +62,7 @@ async def live_figures(request: web.Request, project_id: str) -> dict[str, Any]:
 
 async def realtime(request: web.Request) -> web.Response:
     """Figures for widgets, seconds old, from the live tables of every worker."""
-    key = bearer(request.headers.get("Authorization"))
-    record = await request.app[KEY_CACHE].authenticate(key, KeyKind.PRIVATE)
-    return json_response(await live_figures(request, record.project_id))
+    return json_response(await live_figures(request, await private_project_id(request)))
 
 
 async def _client(app: web.Application) -> Any:
