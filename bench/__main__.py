@@ -24,7 +24,7 @@ from pathlib import Path
 
 from analytics.dev.broker import free_port
 from analytics.events.models import EventRow
-from bench import e2e, openloop, pipeline, transfer
+from bench import e2e, openloop, pipeline, stats, transfer
 from bench.http_load import BareEdge, wrk
 from bench.results import Row, limit_row, ratio_row, write
 from bench.stack import REDIS_URL, Edge, Stack, start_worker, wait_count
@@ -464,6 +464,12 @@ async def row_transfer(run: Run) -> None:
         run.add(row)
 
 
+async def row_stats(run: Run) -> None:
+    """Opt-in (``BENCH_ONLY=stats``, about 15 minutes for 10^7 events, most of it filling)."""
+    for row in await stats.rows_for(run.stack, run.workdir):
+        run.add(row)
+
+
 ROWS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "edge_single": row_edge_single,
     "edge_p99": row_edge_p99,
@@ -476,7 +482,7 @@ ROWS: dict[str, Callable[[Run], Awaitable[None]]] = {
     "two_workers": row_two_workers,
     "transfer": row_transfer,
 }
-OPT_IN: dict[str, Callable[[Run], Awaitable[None]]] = {"ledger": row_ledger}
+OPT_IN: dict[str, Callable[[Run], Awaitable[None]]] = {"ledger": row_ledger, "stats": row_stats}
 
 
 def _ms(value: float | None) -> str:
