@@ -16,8 +16,10 @@ project's rows; otherwise its rows are deleted and the other projects' are left 
 Ledger rows (``event_ids``) go after the events of the same cutoff: a crash in between leaves
 ledger rows the next run removes, never a kept event without its ledger row (which would let
 a replay store it twice). Once its ledger row is gone, a replay of an expired event is stored
-again and removed again by the next run. Aggregate rows are removed under the project's
-writer lock, so a sink batch of late events never interleaves with the delete.
+again and removed again by the next run. Aggregate rows (the stats rollups too) are removed
+under the project's writer lock, so a sink batch of late events never interleaves with the
+delete; visits go with the raw events, in the same locked step: a visit that started before
+the raw cutoff is removed whole.
 
 ``plan`` lists the steps; ``run_step`` executes one, or in a dry run counts the rows of the
 same predicate, so a dry run reports exactly what the real run removes if nothing is
@@ -58,7 +60,15 @@ LOCK_TIMEOUT = "5s"
 _CLEANUP_LOCK = 0x5A_0002
 
 # Tables in the order of the report; "events" counts rows of dropped partitions too.
-TABLES = ("events", "event_ids", *GRAINS, "project_daily_summary")
+TABLES = (
+    "events",
+    "event_ids",
+    "visits",
+    *GRAINS,
+    "project_daily_summary",
+    "stats_hourly",
+    "stats_daily",
+)
 
 _PARTITION_NAME = re.compile(r"^events_(\d{8})$")
 
@@ -309,6 +319,31 @@ async def _run_project(
             "project_id = $1 AND day < $2",
             step.project_id,
             step.aggregate_cutoff,
+            dry_run=dry_run,
+        )
+        # The stats rollups are aggregates (their retention); visits follow raw events.
+        report.deleted["stats_hourly"] += await _remove(
+            conn,
+            "stats_hourly",
+            "project_id = $1 AND bucket_start < $2",
+            step.project_id,
+            _midnight(step.aggregate_cutoff),
+            dry_run=dry_run,
+        )
+        report.deleted["stats_daily"] += await _remove(
+            conn,
+            "stats_daily",
+            "project_id = $1 AND day < $2",
+            step.project_id,
+            step.aggregate_cutoff,
+            dry_run=dry_run,
+        )
+        report.deleted["visits"] += await _remove(
+            conn,
+            "visits",
+            "project_id = $1 AND started_at < $2",
+            step.project_id,
+            _midnight(step.raw_cutoff),
             dry_run=dry_run,
         )
 
