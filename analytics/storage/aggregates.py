@@ -174,13 +174,10 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
 
 
 async def apply_rollup(
-    conn: Connection, rollup: Rollup, web: WebFold | None = None, staging: str | None = None
+    conn: Connection, rollup: Rollup, web: WebFold | None = None
 ) -> dict[str, int]:
     """Add a batch's deltas to every aggregate table, and its visits and stats rollups
-    (``web``, folded from the same new rows) when given; call inside the sink's transaction.
-
-    ``staging`` names a table holding the batch's events with their enriched columns
-    (``analytics.storage.web_stats.apply_visits``)."""
+    (``web``, folded from the same new rows) when given; call inside the sink's transaction."""
     written: dict[str, int] = {}
     projects = rollup.projects | (web.projects if web is not None else set())
     if not projects:
@@ -193,7 +190,7 @@ async def apply_rollup(
     if rollup.days:
         written["project_daily_summary"] = await _apply_days(conn, rollup.days)
     if web is not None:
-        written.update(await apply_web(conn, web, staging))
+        written.update(await apply_web(conn, web))
     return written
 
 

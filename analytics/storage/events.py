@@ -217,5 +217,5 @@ async def _write(
             # Visits and stats need the enriched columns: the staged records hold them.
             web = WebFold()
             web.add(fresh, [records[i][_ENRICHED_AT:] for i in fresh_at])
-            written = await apply_rollup(conn, rollup, web, _STAGING)
+            written = await apply_rollup(conn, rollup, web)
     return fresh, written

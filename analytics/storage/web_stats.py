@@ -57,22 +57,18 @@ def _pick(condition: str, columns: Sequence[str]) -> str:
     )
 
 
-_VISIT_COLUMNS = (
-    "project_id, session_id, started_at, first_event_id, ended_at, entry_page, entry_at,"
-    " entry_event_id, exit_page, exit_at, exit_event_id, pageviews, events, " + ", ".join(_FIRST)
-)
-# The batch's visits, less the first event's columns: 13 arrays.
-_VISIT_ARRAYS = """
-unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::text[],
-    $7::bigint[], $8::text[], $9::text[], $10::bigint[], $11::text[], $12::bigint[],
-    $13::bigint[]{first_arrays})
-    AS k(p, s, st, fid, en, enp, ena, eni, exp, exa, exi, pv, ev{first_names})
-"""
-_VISIT_VALUES = (
-    f"k.p, k.s, {_TS.format('k.st')}, k.fid, {_TS.format('k.en')}, k.enp,"
-    f" {_TS.format('k.ena')}, k.eni, k.exp, {_TS.format('k.exa')}, k.exi, k.pv, k.ev"
-)
-_MERGE_VISITS = f"""
+_UPSERT_VISITS = f"""
+INSERT INTO visits AS v (project_id, session_id, user_id, started_at, first_event_id, ended_at,
+    entry_page, entry_at, entry_event_id, exit_page, exit_at, exit_event_id, pageviews, events,
+    {", ".join(VISIT_SOURCE_COLUMNS)})
+SELECT p, s, u, {_TS.format("st")}, fid, {_TS.format("en")}, enp, {_TS.format("ena")}, eni,
+       exp, {_TS.format("exa")}, exi, pv, ev, {", ".join(f"c{i}" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))}
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[],
+    $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[],
+    $13::bigint[], $14::bigint[],
+    {", ".join(f"${i + 15}::text[]" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))})
+    AS k(p, s, u, st, fid, en, enp, ena, eni, exp, exa, exi, pv, ev,
+         {", ".join(f"c{i}" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))})
 ON CONFLICT (project_id, session_id) DO UPDATE SET
     {_pick(_BEFORE_FIRST, (*_FIRST, "started_at", "first_event_id"))},
     ended_at = GREATEST(v.ended_at, EXCLUDED.ended_at),
@@ -80,30 +76,7 @@ ON CONFLICT (project_id, session_id) DO UPDATE SET
     {_pick(_AFTER_EXIT, ("exit_page", "exit_at", "exit_event_id"))},
     pageviews = v.pageviews + EXCLUDED.pageviews,
     events = v.events + EXCLUDED.events
-"""
-# The first event's columns passed as arrays too (a rebuild, which reads them from events).
-_FIRST_AT = range(14, 14 + len(_FIRST))
-_UPSERT_VISITS = (
-    f"INSERT INTO visits AS v ({_VISIT_COLUMNS})\nSELECT {_VISIT_VALUES}, "
-    + ", ".join(f"k.f{i}" for i in _FIRST_AT)
-    + "\nFROM "
-    + _VISIT_ARRAYS.format(
-        first_arrays="".join(f", ${i}::text[]" for i in _FIRST_AT),
-        first_names="".join(f", f{i}" for i in _FIRST_AT),
-    )
-    + _MERGE_VISITS
-)
-# The live path: the first event is one of the batch's, whose enriched columns are in the
-# staging table already (joined on its id: 13 arrays fewer to encode and send).
-_UPSERT_VISITS_STAGED = (
-    f"INSERT INTO visits AS v ({_VISIT_COLUMNS})\nSELECT {_VISIT_VALUES}, "
-    + ", ".join(f"f.{c}" for c in _FIRST)
-    + "\nFROM "
-    + _VISIT_ARRAYS.format(first_arrays="", first_names="")
-    + "JOIN {staging} f ON f.project_id = k.p AND f.event_id = k.fid"
-    + _MERGE_VISITS
-)
-
+"""  # noqa: E501
 
 # Per table: the bucket column and the µs -> bucket expression (UTC).
 _BUCKETS = {
@@ -135,22 +108,18 @@ ON CONFLICT (project_id, dimension, {column}, value) DO UPDATE SET
 """
 
 
-async def apply_visits(
-    conn: Connection, visits: dict[VisitKey, Visit], staging: str | None = None
-) -> int:
-    """Merge a batch's visits into ``visits`` with one upsert; returns the rows written.
-
-    ``staging``: a table holding every event of the batch with its enriched columns (the
-    sink's staging table), from which the first event's columns are joined; without it
-    they are sent along.
-    """
+async def apply_visits(conn: Connection, visits: dict[VisitKey, Visit]) -> int:
+    """Merge a batch's visits into ``visits`` with one upsert; returns the rows written."""
     if not visits:
         return 0
-    keys = sorted(visits)  # a fixed row order: fewer lock waits between overlapping writers
-    rows = [
-        (
+    keys = sorted(visits)  # a fixed order: two writers of one project are serialised anyway
+    columns: list[list[Any]] = [[] for _ in range(14 + len(VISIT_SOURCE_COLUMNS))]
+    for key in keys:
+        visit = visits[key]
+        values = (
             key[0],
             key[1],
+            visit.first_user,
             visit.first_ts,
             visit.first_id,
             visit.ended_ts,
@@ -162,19 +131,11 @@ async def apply_visits(
             visit.exit_id,
             visit.pageviews,
             visit.events,
+            *visit.sources(),
         )
-        for key in keys
-        for visit in (visits[key],)
-    ]
-    if staging is None:
-        rows = [
-            (*row, visit.first_user, *visit.sources())
-            for row, visit in zip(rows, (visits[key] for key in keys), strict=True)
-        ]
-        sql = _UPSERT_VISITS
-    else:
-        sql = _UPSERT_VISITS_STAGED.format(staging=staging)
-    await conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    await conn.execute(_UPSERT_VISITS, *columns)
     return len(keys)
 
 
@@ -219,13 +180,12 @@ async def apply_stats(conn: Connection, table: str, deltas: dict[StatsKey, Stats
     return len(keys)
 
 
-async def apply_web(conn: Connection, fold: WebFold, staging: str | None = None) -> dict[str, int]:
+async def apply_web(conn: Connection, fold: WebFold) -> dict[str, int]:
     """Write a batch's visits and stats (call under the projects' lock, in the batch's
-    transaction: ``analytics.storage.aggregates.apply_rollup`` does); ``staging`` as for
-    ``apply_visits``."""
+    transaction: ``analytics.storage.aggregates.apply_rollup`` does)."""
     written: dict[str, int] = {}
     if fold.visits:
-        written["visits"] = await apply_visits(conn, fold.visits, staging)
+        written["visits"] = await apply_visits(conn, fold.visits)
     hourly, daily = fold.stats()
     for table, deltas in (("stats_hourly", hourly), ("stats_daily", daily)):
         if deltas:
