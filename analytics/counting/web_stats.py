@@ -22,20 +22,10 @@ from analytics.events.models import EventRow
 HOUR_US = 3_600_000_000
 PAGE_VIEW = "page_view"
 
-# The visit columns taken from the first event's enrichment, in ``visits`` column order.
-VISIT_SOURCE_COLUMNS = (
-    "hostname",
-    "referrer_domain",
-    "referrer_source",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "country_code",
-    "device_type",
-    "browser",
-    "os",
+# The visit columns taken from the first event's enrichment: all but the per-page and
+# per-version ones and the bot verdict.
+VISIT_SOURCE_COLUMNS = tuple(
+    c for c in COLUMNS if c not in ("pathname", "browser_version", "os_version", "is_bot")
 )
 _SOURCE_AT = tuple(COLUMNS.index(c) for c in VISIT_SOURCE_COLUMNS)
 _PATH = COLUMNS.index("pathname")

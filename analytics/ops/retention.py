@@ -70,6 +70,16 @@ TABLES = (
     "stats_daily",
 )
 
+# Tables cleaned under the project's writer lock: (table, time column, follows raw events).
+# The stats rollups are aggregates and keep their retention; visits go with raw events.
+_LOCKED_TABLES = (
+    *((table, "bucket_start", False) for table in GRAINS),
+    ("project_daily_summary", "day", False),
+    ("stats_hourly", "bucket_start", False),
+    ("stats_daily", "day", False),
+    ("visits", "started_at", True),
+)
+
 _PARTITION_NAME = re.compile(r"^events_(\d{8})$")
 
 _PARTITIONS = """
@@ -304,48 +314,16 @@ async def _run_project(
     async with conn.transaction():
         if not dry_run:
             await lock_projects(conn, [step.project_id])
-        for table in GRAINS:
+        for table, column, raw in _LOCKED_TABLES:
+            cutoff = step.raw_cutoff if raw else step.aggregate_cutoff
             report.deleted[table] += await _remove(
                 conn,
                 table,
-                "project_id = $1 AND bucket_start < $2",
+                f"project_id = $1 AND {column} < $2",
                 step.project_id,
-                _midnight(step.aggregate_cutoff),
+                cutoff if column == "day" else _midnight(cutoff),
                 dry_run=dry_run,
             )
-        report.deleted["project_daily_summary"] += await _remove(
-            conn,
-            "project_daily_summary",
-            "project_id = $1 AND day < $2",
-            step.project_id,
-            step.aggregate_cutoff,
-            dry_run=dry_run,
-        )
-        # The stats rollups are aggregates (their retention); visits follow raw events.
-        report.deleted["stats_hourly"] += await _remove(
-            conn,
-            "stats_hourly",
-            "project_id = $1 AND bucket_start < $2",
-            step.project_id,
-            _midnight(step.aggregate_cutoff),
-            dry_run=dry_run,
-        )
-        report.deleted["stats_daily"] += await _remove(
-            conn,
-            "stats_daily",
-            "project_id = $1 AND day < $2",
-            step.project_id,
-            step.aggregate_cutoff,
-            dry_run=dry_run,
-        )
-        report.deleted["visits"] += await _remove(
-            conn,
-            "visits",
-            "project_id = $1 AND started_at < $2",
-            step.project_id,
-            _midnight(step.raw_cutoff),
-            dry_run=dry_run,
-        )
 
 
 async def run_step(conn: Connection, step: Step, report: Report, *, dry_run: bool) -> None:
