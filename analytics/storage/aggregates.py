@@ -7,6 +7,8 @@ commit leaves neither the rows nor their counts. Counts are added
 (``count = count + delta``); sketches are read under a row lock, merged and
 written back. A per-project advisory lock serialises writers of one project
 (two workers during a rebalance, or ``aggregate-events`` rebuilding a range).
+Visits and the stats rollups (``analytics.storage.web_stats``) are written under the
+same lock, in the same transaction, from the same new rows.
 """
 
 from __future__ import annotations
