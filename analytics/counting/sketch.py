@@ -133,6 +133,29 @@ class Sketch:
         return round(m * m / (2.0 * math.log(2.0)) / z)
 
 
+def merged(stored: bytes | None, members: Iterable[int]) -> Sketch:
+    """A stored sketch (``None``: none yet) with member hashes added."""
+    sketch = Sketch.from_bytes(stored)
+    sketch.add_many(members)
+    return sketch
+
+
+def changed_bytes(stored: bytes | None, sketch: Sketch) -> bytes | None:
+    """The sketch's bytes when they differ from what is stored, else None (no rewrite).
+
+    ``sketch`` is the stored one with members added (``merged``), so an exact set of the
+    same length holds the same members (its bytes may be in another order); a HyperLogLog
+    changed only if a register did. Writers store the non-canonical form: sorting 10,000
+    members per row and batch showed in the sink's profile.
+    """
+    data = sketch.to_bytes(canonical=False)
+    if stored is None or len(data) != len(stored):
+        return data
+    if data[:1] == b"E" and stored[:1] == b"E":
+        return None
+    return None if data == stored else data
+
+
 def _sigma(x: float) -> float:
     if x == 1.0:
         return math.inf

@@ -16,8 +16,10 @@ project's rows; otherwise its rows are deleted and the other projects' are left 
 Ledger rows (``event_ids``) go after the events of the same cutoff: a crash in between leaves
 ledger rows the next run removes, never a kept event without its ledger row (which would let
 a replay store it twice). Once its ledger row is gone, a replay of an expired event is stored
-again and removed again by the next run. Aggregate rows are removed under the project's
-writer lock, so a sink batch of late events never interleaves with the delete.
+again and removed again by the next run. Aggregate rows (the stats rollups too) are removed
+under the project's writer lock, so a sink batch of late events never interleaves with the
+delete; visits go with the raw events, in the same locked step: a visit that started before
+the raw cutoff is removed whole.
 
 ``plan`` lists the steps; ``run_step`` executes one, or in a dry run counts the rows of the
 same predicate, so a dry run reports exactly what the real run removes if nothing is
@@ -58,7 +60,25 @@ LOCK_TIMEOUT = "5s"
 _CLEANUP_LOCK = 0x5A_0002
 
 # Tables in the order of the report; "events" counts rows of dropped partitions too.
-TABLES = ("events", "event_ids", *GRAINS, "project_daily_summary")
+TABLES = (
+    "events",
+    "event_ids",
+    "visits",
+    *GRAINS,
+    "project_daily_summary",
+    "stats_hourly",
+    "stats_daily",
+)
+
+# Tables cleaned under the project's writer lock: (table, time column, follows raw events).
+# The stats rollups are aggregates and keep their retention; visits go with raw events.
+_LOCKED_TABLES = (
+    *((table, "bucket_start", False) for table in GRAINS),
+    ("project_daily_summary", "day", False),
+    ("stats_hourly", "bucket_start", False),
+    ("stats_daily", "day", False),
+    ("visits", "started_at", True),
+)
 
 _PARTITION_NAME = re.compile(r"^events_(\d{8})$")
 
@@ -294,23 +314,16 @@ async def _run_project(
     async with conn.transaction():
         if not dry_run:
             await lock_projects(conn, [step.project_id])
-        for table in GRAINS:
+        for table, column, raw in _LOCKED_TABLES:
+            cutoff = step.raw_cutoff if raw else step.aggregate_cutoff
             report.deleted[table] += await _remove(
                 conn,
                 table,
-                "project_id = $1 AND bucket_start < $2",
+                f"project_id = $1 AND {column} < $2",
                 step.project_id,
-                _midnight(step.aggregate_cutoff),
+                cutoff if column == "day" else _midnight(cutoff),
                 dry_run=dry_run,
             )
-        report.deleted["project_daily_summary"] += await _remove(
-            conn,
-            "project_daily_summary",
-            "project_id = $1 AND day < $2",
-            step.project_id,
-            step.aggregate_cutoff,
-            dry_run=dry_run,
-        )
 
 
 async def run_step(conn: Connection, step: Step, report: Report, *, dry_run: bool) -> None:

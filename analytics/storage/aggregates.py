@@ -7,19 +7,30 @@ commit leaves neither the rows nor their counts. Counts are added
 (``count = count + delta``); sketches are read under a row lock, merged and
 written back. A per-project advisory lock serialises writers of one project
 (two workers during a rebalance, or ``aggregate-events`` rebuilding a range).
+Visits and the stats rollups (``analytics.storage.web_stats``) are written under the
+same lock, in the same transaction, from the same new rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from analytics.counting.rollup import GRAINS, AggKey, DayDelta, Delta, Rollup
-from analytics.counting.sketch import Sketch
+from analytics.counting.sketch import changed_bytes, merged
+from analytics.counting.web_stats import WebFold
+from analytics.events.models import EventRow
 from analytics.events.times import from_us
+from analytics.storage.web_stats import (
+    RAW_COLUMNS,
+    apply_web,
+    delete_stats,
+    raw_pair,
+    rebuild_visits,
+)
 
 if TYPE_CHECKING:
     from analytics.storage import Connection
@@ -84,27 +95,6 @@ async def lock_projects(conn: Connection, projects: Sequence[str]) -> None:
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", project_id)
 
 
-def _merged(stored: bytes | None, new: set[int]) -> Sketch:
-    sketch = Sketch.from_bytes(stored)
-    sketch.add_many(new)
-    return sketch
-
-
-def _changed(stored: bytes | None, sketch: Sketch) -> bytes | None:
-    """The sketch's bytes when they differ from what is stored, else None (no rewrite).
-
-    ``sketch`` is the stored one with members added, so an exact set of the same length
-    holds the same members (its bytes may be in another order); a HyperLogLog changed
-    only if a register did.
-    """
-    data = sketch.to_bytes(canonical=False)
-    if stored is None or len(data) != len(stored):
-        return data
-    if data[:1] == b"E" and stored[:1] == b"E":
-        return None
-    return None if data == stored else data
-
-
 async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]) -> int:
     keys = sorted(deltas)
     times = [from_us(k[3]) for k in keys]
@@ -122,14 +112,14 @@ async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]
     for key, when in zip(keys, times, strict=True):
         delta = deltas[key]
         old_users, old_sessions = stored.get((key[0], key[1], key[2], when), (None, None))
-        user_sketch = _merged(old_users, delta.users)
-        session_sketch = _merged(old_sessions, delta.sessions)
+        user_sketch = merged(old_users, delta.users)
+        session_sketch = merged(old_sessions, delta.sessions)
         counts.append(delta.count)
         estimates.append(delta.estimated)
         users.append(user_sketch.cardinality())
         sessions.append(session_sketch.cardinality())
-        user_bytes.append(_changed(old_users, user_sketch))
-        session_bytes.append(_changed(old_sessions, session_sketch))
+        user_bytes.append(changed_bytes(old_users, user_sketch))
+        session_bytes.append(changed_bytes(old_sessions, session_sketch))
     await conn.execute(
         _UPSERT.format(table=table),
         *columns,
@@ -163,8 +153,8 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
             names[name] = names.get(name, 0) + n
         for name, n in delta.sources.items():
             sources[name] = sources.get(name, 0) + n
-        user_sketch = _merged(old["users_sketch"] if old else None, delta.users)
-        session_sketch = _merged(old["sessions_sketch"] if old else None, delta.sessions)
+        user_sketch = merged(old["users_sketch"] if old else None, delta.users)
+        session_sketch = merged(old["sessions_sketch"] if old else None, delta.sessions)
         for column, value in zip(
             rows,
             (
@@ -185,18 +175,24 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
     return len(keys)
 
 
-async def apply_rollup(conn: Connection, rollup: Rollup) -> dict[str, int]:
-    """Add a batch's deltas to every aggregate table (call inside the sink's transaction)."""
+async def apply_rollup(
+    conn: Connection, rollup: Rollup, web: WebFold | None = None
+) -> dict[str, int]:
+    """Add a batch's deltas to every aggregate table, and its visits and stats rollups
+    (``web``, folded from the same new rows) when given; call inside the sink's transaction."""
     written: dict[str, int] = {}
-    if not rollup.projects:
+    projects = rollup.projects | (web.projects if web is not None else set())
+    if not projects:
         return written
-    await lock_projects(conn, sorted(rollup.projects))
+    await lock_projects(conn, sorted(projects))
     for table in GRAINS:
         deltas = rollup.grains[table]
         if deltas:
             written[table] = await _apply_grain(conn, table, deltas)
     if rollup.days:
         written["project_daily_summary"] = await _apply_days(conn, rollup.days)
+    if web is not None:
+        written.update(await apply_web(conn, web))
     return written
 
 
@@ -218,26 +214,23 @@ async def record_flush(conn: Connection, written: dict[str, int]) -> None:
         )
 
 
-_RAW_FOR_DAY = """
-SELECT e.project_id, e.event_id, e.event_source_id, s.name, e.user_id, e.session_id,
-       e.event_name, e."timestamp", e.sample_rate
+_RAW_FOR_DAY = f"""
+SELECT {RAW_COLUMNS}
 FROM events e JOIN event_sources s ON s.id = e.event_source_id
 WHERE e.project_id = $1 AND e."timestamp" >= $2 AND e."timestamp" < $3
 """
 
 
 async def rebuild_day(conn: Connection, project_id: str, day: date) -> int:
-    """Recompute one project's aggregates for one UTC day from its raw events.
+    """Recompute one project's aggregates and stats rollups for one UTC day from its raw
+    events, and the visits of every session with an event that day (from all of its events).
 
     Runs in one transaction under the project's lock, so the live path waits
     and then adds its next batch on top of the rebuilt rows: nothing is lost
     or counted twice while both run.
     """
-    from analytics.events.models import EventRow
-    from analytics.events.times import to_us
-
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-    end = start + (from_us(86_400_000_000) - from_us(0))
+    end = start + timedelta(days=1)
     async with conn.transaction():
         await lock_projects(conn, [project_id])
         for table in GRAINS:
@@ -251,25 +244,28 @@ async def rebuild_day(conn: Connection, project_id: str, day: date) -> int:
         await conn.execute(
             "DELETE FROM project_daily_summary WHERE project_id = $1 AND day = $2", project_id, day
         )
+        await delete_stats(conn, project_id, start, end)
         rollup = Rollup()
+        web = WebFold()
         total = 0
         cursor = conn.cursor(_RAW_FOR_DAY, project_id, start, end, prefetch=5000)
-        chunk: list[EventRow] = []
-        async for r in cursor:
-            chunk.append(
-                EventRow(
-                    r[0], r[1], r[2], r[3], r[4], r[5], r[6], "", to_us(r[7]), r[8], 0, None, None
-                )
-            )
+        chunk: list[tuple[EventRow, tuple[Any, ...]]] = []
+        async for record in cursor:
+            chunk.append(raw_pair(record))
             if len(chunk) >= 5000:
-                rollup.add(chunk)
-                total += len(chunk)
+                total += _fold_day(rollup, web, chunk)
                 chunk = []
-        rollup.add(chunk)
-        total += len(chunk)
+        total += _fold_day(rollup, web, chunk)
         if total:
-            await apply_rollup(conn, rollup)
+            await apply_rollup(conn, rollup, web)
+        await rebuild_visits(conn, project_id, start, end)
     return total
+
+
+def _fold_day(rollup: Rollup, web: WebFold, chunk: list[tuple[EventRow, tuple[Any, ...]]]) -> int:
+    rollup.add(row for row, _ in chunk)
+    web.add_stats(chunk)
+    return len(chunk)
 
 
 async def days_with_events(

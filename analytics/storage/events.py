@@ -4,8 +4,10 @@ Idempotency: ``event_ids`` holds (project_id, event_id) once. The insert into
 ``events`` takes only the staged rows whose id was new to that ledger, in the
 same statement, so a replayed or retried event (even one whose server-side
 timestamp moved to another day) is stored once. The same transaction adds
-exactly those new rows to the aggregates (``analytics.storage.aggregates``),
-so raw rows and aggregates can never disagree.
+exactly those new rows to the aggregates, the visits and the stats rollups
+(``analytics.storage.aggregates``, ``analytics.storage.web_stats``), so raw rows
+and what is derived from them can never disagree. ``aggregate=False`` stores the
+raw rows only (benchmarks and bulk fixtures that do not read any of those).
 
 Each row is enriched on the way in (``analytics.enrich``: page, referrer,
 campaign, browser, country), and its ``ip_address`` is stored as the
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
 import asyncpg
 
 from analytics.counting.rollup import Rollup
+from analytics.counting.web_stats import WebFold
 from analytics.enrich.enricher import COLUMNS as ENRICHED
 from analytics.enrich.enricher import Enricher, StoredFields
 from analytics.enrich.geo import ip_prefix
@@ -57,6 +60,7 @@ _STAGING_COLUMNS = (
     "ip_prefix",
     *ENRICHED,
 )
+_ENRICHED_AT = _STAGING_COLUMNS.index(ENRICHED[0])
 # Exact µs -> timestamptz in the server (cheaper than building datetimes in Python).
 _US_TO_TS = "(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 microsecond')"
 
@@ -205,9 +209,13 @@ async def _write(
         await conn.execute(_CREATE_STAGING)
         await conn.copy_records_to_table(_STAGING, records=records, columns=_STAGING_COLUMNS)
         fresh_ids = {(r["project_id"], r["event_id"]) for r in await conn.fetch(_INSERT_NEW)}
-        fresh = [r for r in batch if (r.project_id, r.event_id) in fresh_ids]
+        fresh_at = [i for i, r in enumerate(batch) if (r.project_id, r.event_id) in fresh_ids]
+        fresh = [batch[i] for i in fresh_at]
         if aggregate and fresh:
             rollup = Rollup()
             rollup.add(fresh)
-            written = await apply_rollup(conn, rollup)
+            # Visits and stats need the enriched columns: the staged records hold them.
+            web = WebFold()
+            web.add(fresh, [records[i][_ENRICHED_AT:] for i in fresh_at])
+            written = await apply_rollup(conn, rollup, web)
     return fresh, written

@@ -19,6 +19,7 @@ import orjson
 from analytics.dev.processes import analytics_command
 from analytics.events.models import EventRow
 from analytics.events.times import to_us
+from analytics.ops.retention import TABLES
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.events import PartitionCache, write_events
@@ -102,6 +103,8 @@ async def days_of(db: asyncpg.Pool, table: str, project_id: str) -> list[date]:
         "events": '"timestamp"',
         "event_ids": '"timestamp"',
         "project_daily_summary": "day",
+        "stats_daily": "day",
+        "visits": "started_at",
     }.get(table, "bucket_start")
     async with db.acquire() as conn:
         rows = await conn.fetch(
@@ -133,10 +136,13 @@ async def test_expired_rows_go_others_stay_and_dry_run_matches(
     assert dry["deleted"] == {
         "events": 2,
         "event_ids": 2,
+        "visits": 2,  # visits follow the raw events
         "agg_5min": 0,
         "agg_hourly": 0,
         "agg_daily": 0,
         "project_daily_summary": 0,
+        "stats_hourly": 0,
+        "stats_daily": 0,
     }
     assert await days_of(db, "events", short) == [ago(40), ago(40), ago(10)]
     assert await days_of(db, "event_ids", short) == [ago(40), ago(40), ago(10)]
@@ -182,7 +188,7 @@ async def test_old_day_partitions_are_dropped(
     for name in names:
         assert not await partition_exists(db, name)
     for project_id in (project.project_id, second):
-        for table in ("event_ids", "agg_5min", "agg_hourly", "agg_daily", "project_daily_summary"):
+        for table in TABLES[1:]:
             assert await days_of(db, table, project_id) == [], table
 
 
@@ -222,15 +228,21 @@ async def test_aggregates_past_aggregate_retention_are_removed(
     assert report["deleted"] == {
         "events": 2,
         "event_ids": 2,
+        "visits": 2,
         "agg_5min": 1,
         "agg_hourly": 1,
         "agg_daily": 1,
         "project_daily_summary": 1,
+        "stats_hourly": 2,  # the whole site ('') and the event name
+        "stats_daily": 2,
     }
     assert await days_of(db, "events", pid) == [ago(5)]
     assert await days_of(db, "event_ids", pid) == [ago(5)]
     for table in ("agg_5min", "agg_hourly", "agg_daily", "project_daily_summary"):
         assert await days_of(db, table, pid) == [ago(45), ago(5)], table
+    for table in ("stats_hourly", "stats_daily"):
+        assert await days_of(db, table, pid) == [ago(45), ago(45), ago(5), ago(5)], table
+    assert await days_of(db, "visits", pid) == [ago(5)]
 
 
 async def test_a_bad_retention_setting_stops_cleanup(

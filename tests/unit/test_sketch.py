@@ -6,7 +6,13 @@ import random
 
 import pytest
 
-from analytics.counting.sketch import EXACT_LIMIT, STANDARD_ERROR, Sketch, member_hash
+from analytics.counting.sketch import (
+    EXACT_LIMIT,
+    STANDARD_ERROR,
+    Sketch,
+    changed_bytes,
+    member_hash,
+)
 
 
 def test_exact_up_to_the_limit_and_idempotent() -> None:
@@ -137,8 +143,6 @@ def test_member_hash_is_a_stable_64_bit_number() -> None:
 
 
 def test_unordered_form_reads_back_the_same_and_is_not_a_change() -> None:
-    from analytics.storage.aggregates import _changed
-
     sketch = Sketch()
     sketch.add_many([5, 3, 9, 1])
     unordered = sketch.to_bytes(canonical=False)
@@ -149,13 +153,13 @@ def test_unordered_form_reads_back_the_same_and_is_not_a_change() -> None:
     # The same members again: nothing to rewrite; one new member: the new bytes.
     again = Sketch.from_bytes(unordered)
     again.add_many([9, 1])
-    assert _changed(unordered, again) is None
+    assert changed_bytes(unordered, again) is None
     again.add_many([7])
-    assert _changed(unordered, again) == again.to_bytes(canonical=False)
+    assert changed_bytes(unordered, again) == again.to_bytes(canonical=False)
     # A HyperLogLog is rewritten only when a register moved.
     hll = Sketch()
     hll.add_many(member_hash(f"h{i}") for i in range(EXACT_LIMIT + 1))
     stored = hll.to_bytes()
     hll.add_many([member_hash("h1")])
-    assert _changed(stored, hll) is None
-    assert _changed(None, hll) == stored
+    assert changed_bytes(stored, hll) is None
+    assert changed_bytes(None, hll) == stored

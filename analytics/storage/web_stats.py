@@ -1,0 +1,259 @@
+"""Writing visits and the stats rollups (SPEC §10), inside the raw sink's transaction.
+
+Same rule as the agg_* tables (``analytics.storage.aggregates``, which calls this under
+its per-project lock): only events the ``event_ids`` ledger accepted as new in this
+transaction are folded in, so a replay adds nothing. Every visit column is a commutative
+merge, written by one upsert per batch without reading the row first: the least or
+greatest ``(timestamp, event_id)`` wins (event_id compared ``COLLATE "C"``, as Python
+compares ``str``), counts are added. Stats rows add their counts and merge their visitor
+sketch like agg_* do (read under ``FOR UPDATE``, merge in Python, write back).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from analytics.counting.sketch import changed_bytes, merged
+from analytics.counting.web_stats import (
+    VISIT_SOURCE_COLUMNS,
+    StatsDelta,
+    StatsKey,
+    Visit,
+    VisitKey,
+    WebFold,
+)
+from analytics.enrich.enricher import COLUMNS
+from analytics.events.models import EventRow
+from analytics.events.times import to_us
+
+if TYPE_CHECKING:
+    from analytics.storage import Connection
+
+_TS = "(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 microsecond')"
+
+# The first event's columns: replaced when the batch's first event comes before the stored one.
+_FIRST = ("user_id", *VISIT_SOURCE_COLUMNS)
+_BEFORE_FIRST = (
+    '(EXCLUDED.started_at, EXCLUDED.first_event_id COLLATE "C")'
+    ' < (v.started_at, v.first_event_id COLLATE "C")'
+)
+_BEFORE_ENTRY = (
+    "EXCLUDED.entry_at IS NOT NULL AND (v.entry_at IS NULL OR"
+    ' (EXCLUDED.entry_at, EXCLUDED.entry_event_id COLLATE "C")'
+    ' < (v.entry_at, v.entry_event_id COLLATE "C"))'
+)
+_AFTER_EXIT = (
+    "EXCLUDED.exit_at IS NOT NULL AND (v.exit_at IS NULL OR"
+    ' (EXCLUDED.exit_at, EXCLUDED.exit_event_id COLLATE "C")'
+    ' > (v.exit_at, v.exit_event_id COLLATE "C"))'
+)
+
+
+def _pick(condition: str, columns: Sequence[str]) -> str:
+    return ",\n    ".join(
+        f"{c} = CASE WHEN {condition} THEN EXCLUDED.{c} ELSE v.{c} END" for c in columns
+    )
+
+
+_UPSERT_VISITS = f"""
+INSERT INTO visits AS v (project_id, session_id, user_id, started_at, first_event_id, ended_at,
+    entry_page, entry_at, entry_event_id, exit_page, exit_at, exit_event_id, pageviews, events,
+    {", ".join(VISIT_SOURCE_COLUMNS)})
+SELECT p, s, u, {_TS.format("st")}, fid, {_TS.format("en")}, enp, {_TS.format("ena")}, eni,
+       exp, {_TS.format("exa")}, exi, pv, ev, {", ".join(f"c{i}" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))}
+FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[],
+    $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[],
+    $13::bigint[], $14::bigint[],
+    {", ".join(f"${i + 15}::text[]" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))})
+    AS k(p, s, u, st, fid, en, enp, ena, eni, exp, exa, exi, pv, ev,
+         {", ".join(f"c{i}" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))})
+ON CONFLICT (project_id, session_id) DO UPDATE SET
+    {_pick(_BEFORE_FIRST, (*_FIRST, "started_at", "first_event_id"))},
+    ended_at = GREATEST(v.ended_at, EXCLUDED.ended_at),
+    {_pick(_BEFORE_ENTRY, ("entry_page", "entry_at", "entry_event_id"))},
+    {_pick(_AFTER_EXIT, ("exit_page", "exit_at", "exit_event_id"))},
+    pageviews = v.pageviews + EXCLUDED.pageviews,
+    events = v.events + EXCLUDED.events
+"""  # noqa: E501
+
+# Per table: the bucket column and the µs -> bucket expression (UTC).
+_BUCKETS = {
+    "stats_hourly": ("bucket_start", _TS.format("k.b")),
+    "stats_daily": ("day", f"({_TS.format('k.b')} AT TIME ZONE 'UTC')::date"),
+}
+
+_SELECT_STATS = """
+SELECT k.i, a.visitors_sketch
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY AS k(p, d, b, v, i)
+JOIN {table} a ON a.project_id = k.p AND a.dimension = k.d AND a.{column} = {bucket}
+  AND a.value = k.v
+FOR UPDATE OF a
+"""
+
+_UPSERT_STATS = """
+INSERT INTO {table} AS a (project_id, dimension, {column}, value, events, pageviews, visitors,
+    visitors_sketch, updated_at)
+SELECT k.p, k.d, {bucket}, k.v, k.e, k.pv, k.n, k.sk, now()
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[],
+    $7::bigint[], $8::bytea[]) AS k(p, d, b, v, e, pv, n, sk)
+ON CONFLICT (project_id, dimension, {column}, value) DO UPDATE SET
+    events = a.events + EXCLUDED.events,
+    pageviews = a.pageviews + EXCLUDED.pageviews,
+    visitors = EXCLUDED.visitors,
+    -- NULL means "no new member": keep the stored sketch rather than rewrite it.
+    visitors_sketch = COALESCE(EXCLUDED.visitors_sketch, a.visitors_sketch),
+    updated_at = now()
+"""
+
+
+async def apply_visits(conn: Connection, visits: dict[VisitKey, Visit]) -> int:
+    """Merge a batch's visits into ``visits`` with one upsert; returns the rows written."""
+    if not visits:
+        return 0
+    keys = sorted(visits)  # a fixed row order: fewer lock waits between overlapping writers
+    rows = [
+        (
+            key[0],
+            key[1],
+            visit.first_user,
+            visit.first_ts,
+            visit.first_id,
+            visit.ended_ts,
+            visit.entry_page,
+            visit.entry_ts,
+            visit.entry_id,
+            visit.exit_page,
+            visit.exit_ts,
+            visit.exit_id,
+            visit.pageviews,
+            visit.events,
+            *visit.sources(),
+        )
+        for key in keys
+        for visit in (visits[key],)
+    ]
+    columns = [list(column) for column in zip(*rows, strict=True)]
+    await conn.execute(_UPSERT_VISITS, *columns)
+    return len(keys)
+
+
+async def apply_stats(conn: Connection, table: str, deltas: dict[StatsKey, StatsDelta]) -> int:
+    """Add a batch's deltas to ``stats_hourly`` or ``stats_daily``; returns the rows written."""
+    if not deltas:
+        return 0
+    column, bucket = _BUCKETS[table]
+    keys = sorted(deltas)
+    key_columns = (
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [k[3] for k in keys],
+    )
+    stored: dict[int, bytes | None] = {
+        r[0] - 1: r[1]
+        for r in await conn.fetch(
+            _SELECT_STATS.format(table=table, column=column, bucket=bucket), *key_columns
+        )
+    }
+    events: list[int] = []
+    pageviews: list[int] = []
+    visitors: list[int] = []
+    sketches: list[bytes | None] = []
+    for index, key in enumerate(keys):
+        delta = deltas[key]
+        old = stored.get(index)
+        sketch = merged(old, delta.visitors)
+        events.append(delta.events)
+        pageviews.append(delta.pageviews)
+        visitors.append(sketch.cardinality())
+        sketches.append(changed_bytes(old, sketch))
+    await conn.execute(
+        _UPSERT_STATS.format(table=table, column=column, bucket=bucket),
+        *key_columns,
+        events,
+        pageviews,
+        visitors,
+        sketches,
+    )
+    return len(keys)
+
+
+async def apply_web(conn: Connection, fold: WebFold) -> dict[str, int]:
+    """Write a batch's visits and stats (call under the projects' lock, in the batch's
+    transaction: ``analytics.storage.aggregates.apply_rollup`` does)."""
+    written: dict[str, int] = {}
+    if fold.visits:
+        written["visits"] = await apply_visits(conn, fold.visits)
+    hourly, daily = fold.stats()
+    for table, deltas in (("stats_hourly", hourly), ("stats_daily", daily)):
+        if deltas:
+            written[table] = await apply_stats(conn, table, deltas)
+    return written
+
+
+# The columns a fold reads: an EventRow's (properties and the request's fields left out),
+# then every enriched column in the enricher's order.
+RAW_COLUMNS = (
+    "e.project_id, e.event_id, e.event_source_id, s.name, e.user_id, e.session_id,"
+    ' e.event_name, e."timestamp", e.sample_rate, ' + ", ".join(f"e.{c}" for c in COLUMNS)
+)
+
+_SESSIONS_OF_DAY = """
+SELECT DISTINCT session_id FROM events
+WHERE project_id = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND session_id IS NOT NULL
+"""
+
+_EVENTS_OF_SESSIONS = f"""
+SELECT {RAW_COLUMNS}
+FROM events e JOIN event_sources s ON s.id = e.event_source_id
+WHERE e.project_id = $1 AND e.session_id = ANY($2::text[])
+"""
+
+
+def raw_pair(record: Sequence[Any]) -> tuple[EventRow, tuple[Any, ...]]:
+    """A row selected with ``RAW_COLUMNS`` as the fold's (event, enriched columns)."""
+    values = tuple(record)
+    row = EventRow(
+        values[0], values[1], values[2], values[3], values[4], values[5], values[6], "",
+        to_us(values[7]), values[8], 0, None, None,
+    )  # fmt: skip
+    return row, values[9:]
+
+
+async def delete_stats(conn: Connection, project_id: str, start: datetime, end: datetime) -> None:
+    """Remove one project's stats rows of the UTC day [start, end) (a rebuild's first step)."""
+    await conn.execute(
+        "DELETE FROM stats_hourly WHERE project_id = $1 AND bucket_start >= $2"
+        " AND bucket_start < $3",
+        project_id,
+        start,
+        end,
+    )
+    await conn.execute(
+        "DELETE FROM stats_daily WHERE project_id = $1 AND day = $2", project_id, start.date()
+    )
+
+
+async def rebuild_visits(conn: Connection, project_id: str, start: datetime, end: datetime) -> int:
+    """Recompute the visits of every session with an event in [start, end) from all its
+    events (any day); returns the visits written. Call under the project's lock."""
+    sessions = [r[0] for r in await conn.fetch(_SESSIONS_OF_DAY, project_id, start, end)]
+    if not sessions:
+        return 0
+    await conn.execute(
+        "DELETE FROM visits WHERE project_id = $1 AND session_id = ANY($2::text[])",
+        project_id,
+        sessions,
+    )
+    fold = WebFold()
+    cursor = conn.cursor(_EVENTS_OF_SESSIONS, project_id, sessions, prefetch=5000)
+    chunk: list[tuple[EventRow, tuple[Any, ...]]] = []
+    async for record in cursor:
+        chunk.append(raw_pair(record))
+        if len(chunk) >= 5000:
+            fold.add_visits(chunk)
+            chunk = []
+    fold.add_visits(chunk)
+    return await apply_visits(conn, fold.visits)
