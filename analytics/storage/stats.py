@@ -343,7 +343,7 @@ async def event_breakdown(
         f"""SELECT {column} AS value, count(DISTINCT e.user_id),
                    count(*) FILTER (WHERE e.event_name = 'page_view'), count(*)
             FROM events e {join} WHERE {where} AND {column} IS NOT NULL
-            GROUP BY 1 ORDER BY {_ORDER[order_by]} DESC, 1 COLLATE "C"
+            GROUP BY 1 ORDER BY {_ORDER[order_by]} DESC, {column} COLLATE "C"
             LIMIT {sql.param(limit)} OFFSET {sql.param(offset)}""",
         *sql.args,
     )
@@ -419,10 +419,11 @@ async def visit_breakdown(
     sql = Sql(project_id, start, end)
     where = _visit_where(filters, sql)
     order = {"visitors": "6", "visits": "2", "pageviews": "5"}.get(order_by) or _ORDER[order_by]
+    value = f"coalesce(v.{prop.column}, '{NONE}')"
     rows = await conn.fetch(
-        f"""SELECT coalesce(v.{prop.column}, '{NONE}'), {_VISIT_FIGURES}
+        f"""SELECT {value}, {_VISIT_FIGURES}
             FROM visits v WHERE {where}
-            GROUP BY 1 ORDER BY {order} DESC, 1 COLLATE "C"
+            GROUP BY 1 ORDER BY {order} DESC, {value} COLLATE "C"
             LIMIT {sql.param(limit)} OFFSET {sql.param(offset)}""",
         *sql.args,
     )
