@@ -360,41 +360,39 @@ async def _rollup_breakdown(
     limit: int,
     offset: int,
 ) -> list[tuple[str, Figures]] | None:
-    """Rank values on the rollups' summed counts, then merge sketches for the page only.
+    """Rank values on the rollups' summed counts in SQL, then merge sketches for the page.
 
     Ranking by visitors uses the sum of each bucket's visitors (a visitor seen on two
     days counts twice there); the page's rows are then ordered by their true visitors.
     """
-    totals = await rollup_figures(conn, project_id, dimension, start, end, sketches=False)
-    if totals is None:
+    if not (_hour_aligned(start) and _hour_aligned(end)):
         return None
-    if order_by == "visitors":
-        # the summed per-bucket visitors, fetched without the sketches
-        first, last, hours = _rollup_spans(start.astimezone(UTC), end.astimezone(UTC))
-        rows = await conn.fetch(
-            """
-            SELECT value, sum(visitors) FROM (
-                SELECT value, visitors FROM stats_daily WHERE project_id = $1
-                  AND dimension = $2 AND day >= $3 AND day < $4
-                UNION ALL
-                SELECT value, visitors FROM stats_hourly WHERE project_id = $1 AND dimension = $2
-                  AND ((bucket_start >= $5 AND bucket_start < $6)
-                    OR (bucket_start >= $7 AND bucket_start < $8))
-            ) r GROUP BY value
-            """,
-            project_id,
-            dimension,
-            first,
-            last,
-            hours[0][0],
-            hours[0][1],
-            hours[-1][0] if len(hours) > 1 else hours[0][1],
-            hours[-1][1] if len(hours) > 1 else hours[0][1],
-        )
-        rank = {r[0]: int(r[1]) for r in rows}
-    else:
-        rank = {v: getattr(f, order_by) for v, f in totals.items()}
-    ordered = sorted(totals, key=lambda v: (-rank.get(v, 0), v))[offset : offset + limit]
+    first, last, hours = _rollup_spans(start.astimezone(UTC), end.astimezone(UTC))
+    rank = {"visitors": "sum(visitors)", "pageviews": "sum(pageviews)"}.get(order_by, "sum(events)")
+    rows = await conn.fetch(
+        f"""
+        SELECT value FROM (
+            SELECT value, events, pageviews, visitors FROM stats_daily WHERE project_id = $1
+              AND dimension = $2 AND day >= $3 AND day < $4
+            UNION ALL
+            SELECT value, events, pageviews, visitors FROM stats_hourly
+            WHERE project_id = $1 AND dimension = $2
+              AND ((bucket_start >= $5 AND bucket_start < $6)
+                OR (bucket_start >= $7 AND bucket_start < $8))
+        ) r GROUP BY value ORDER BY {rank} DESC, value COLLATE "C" LIMIT $9 OFFSET $10
+        """,
+        project_id,
+        dimension,
+        first,
+        last,
+        hours[0][0],
+        hours[0][1],
+        hours[-1][0] if len(hours) > 1 else hours[0][1],
+        hours[-1][1] if len(hours) > 1 else hours[0][1],
+        limit,
+        offset,
+    )
+    ordered = [r[0] for r in rows]
     if not ordered:
         return []
     exact = await rollup_figures(conn, project_id, dimension, start, end, values=ordered)
