@@ -6,6 +6,7 @@ as the sink writes them), so every figure below is counted by hand from the data
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 
 from analytics.events.models import EventRow
 from analytics.events.times import to_us
-from analytics.storage import projects
+from analytics.storage import projects, share_links
 from analytics.storage.events import PartitionCache, write_events
 from analytics.storage.projects import NewProject
 
@@ -327,3 +328,37 @@ async def test_a_bad_parameter_is_a_400_naming_it(
     assert status == 400, body
     assert body["field"] == field, body
     assert field in body["detail"] or body["code"].startswith(field)
+
+
+async def test_realtime_visitors_come_from_the_live_tables_without_bots(
+    http: aiohttp.ClientSession,
+    edge: str,
+    worker: object,
+    db: asyncpg.Pool,
+    project: NewProject,
+) -> None:
+    for user, agent in (("rt-1", CHROME), ("rt-2", IPHONE), ("rt-bot", GOOGLEBOT)):
+        async with http.post(
+            f"{edge}/api/events/ingest/",
+            data=orjson.dumps({"event_name": "page_view", "event_source": "web", "user_id": user}),
+            headers={
+                "Authorization": f"Bearer {project.public_key}",
+                "Content-Type": "application/json",
+                "User-Agent": agent,
+            },
+        ) as resp:
+            assert resp.status == 202, await resp.text()
+    async with db.acquire() as conn:
+        token = await share_links.create_link(conn, project.project_id)
+    url = f"{edge}/api/stats/realtime/visitors/"
+    deadline = asyncio.get_running_loop().time() + 60
+    while True:
+        body = await ok(http, url, project.private_key)
+        if body["results"] >= 2 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(1)  # the bot's event went in with the others: it must not show
+    assert await ok(http, url, project.private_key) == {"results": 2}
+    assert await ok(http, url, token) == {"results": 2}  # a share link reads it too
+    status, body = await get(http, url, project.public_key, {})
+    assert status == 403, body
