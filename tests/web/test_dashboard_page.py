@@ -121,6 +121,24 @@ async def test_url_state_round_trips(edge: str, project: NewProject) -> None:
         assert await page.evaluate(f"document.querySelector({selected!r}).textContent") == (
             "Entry pages"
         )
+        # A new range applied from the two inputs; the other state is kept.
+        await page.evaluate(
+            "document.getElementById('from').value = '2026-10-01';"
+            " document.getElementById('to').value = '2026-10-15'"
+        )
+        await page.click("#apply")
+        search = await page.evaluate("location.search")
+        assert search.startswith("?period=custom&date=2026-10-01,2026-10-15&filters=")
+        assert search.endswith("&pages=entry")
+        # The previous and next buttons step a day (or a month) through the dates.
+        await page.goto(f"{edge}/dashboard/?period=day&date=2026-11-02")
+        await page.wait_for("!document.getElementById('app').hidden")
+        await page.click("#prev")
+        assert await page.evaluate("location.search") == "?period=day&date=2026-11-01"
+        await page.goto(f"{edge}/dashboard/?period=month&date=2026-01-01")
+        await page.wait_for("!document.getElementById('app').hidden")
+        await page.click("#prev")
+        assert await page.evaluate("location.search") == "?period=month&date=2025-12-01"
 
 
 # Answers shaped as the stats API's contract, so that the page's rendering is checked
@@ -199,7 +217,33 @@ async def test_figures_rows_and_click_to_filter(
         )
         assert events == ["signup"]
         assert await page.evaluate("document.querySelectorAll('#chart path').length") == 3
+        # Hovering the chart names the interval and its figures.
+        point = await page.evaluate(
+            "(() => { const r = document.getElementById('chart').getBoundingClientRect();"
+            " return [r.right - 20, r.top + r.height / 2]; })()"
+        )
+        await page.call("Input.dispatchMouseEvent", type="mouseMoved", x=point[0], y=point[1])
+        tip = await page.wait_for(
+            "!document.getElementById('tip').hidden && document.getElementById('tip').innerText"
+        )
+        assert tip.split("\n") == ["Sun, Nov 29, 2026", "Visitors: 5", "Pageviews: 12"]
         await page.screenshot(run_dir / "dashboard-figures.png")
+        # At a phone's width nothing sticks out sideways.
+        await page.call(
+            "Emulation.setDeviceMetricsOverride",
+            width=390,
+            height=844,
+            deviceScaleFactor=1,
+            mobile=True,
+        )
+        await page.wait_for("document.documentElement.clientWidth === 390")
+        assert await page.evaluate("document.documentElement.scrollWidth") <= 390
+        await page.wait_for(  # the chart is drawn again at its new width
+            "(c => c.viewBox.baseVal.width === Math.round(c.getBoundingClientRect().width))"
+            "(document.getElementById('chart'))"
+        )
+        await page.screenshot(run_dir / "dashboard-390.png")
+        await page.call("Emulation.clearDeviceMetricsOverride")
 
         # Clicking a row filters the whole page: chip, address bar, every request.
         asked = await page.evaluate("window.__asked.length")
