@@ -13,7 +13,11 @@ _ICON = resources.files("web") / "static" / "favicon.ico"
 
 
 async def dashboard_page(request: web.Request) -> web.Response:
-    """The live dashboard: enter the private key once, figures refresh every 3 s."""
+    """The web-analytics dashboard: static HTML whose inline script reads the stats API.
+
+    The private key stays in the browser; the view (period, date, filters, tabs) lives
+    in the query string, which only the page reads.
+    """
     response = web.Response(body=_PAGE.read_bytes(), content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["Content-Security-Policy"] = (
