@@ -95,20 +95,31 @@ async def _figures(
     span: DateRange,
     filters: list[Filter],
     metrics: list[str],
-) -> dict[str, float | int]:
-    out: dict[str, float | int] = {}
+) -> dict[str, float | None]:
+    out: dict[str, float] = {}
     async with request.app[PG_POOL].acquire() as conn:
         if _EVENT_LEVEL & set(metrics):
             events = await stats.event_totals(conn, project_id, span.start, span.end, filters)
             out.update(visitors=events.visitors, pageviews=events.pageviews, events=events.events)
+        visit_count: int | None = None
         if set(metrics) - _EVENT_LEVEL:
             visits = await stats.visit_totals(conn, project_id, span.start, span.end, filters)
+            visit_count = visits.visits
             for name in set(metrics) - _EVENT_LEVEL:
                 out[name] = visits.metric(name)
-    return {name: out[name] for name in metrics}
+    figures: dict[str, float | None] = {name: out[name] for name in metrics}
+    if visit_count == 0:
+        # a rate or mean of no visits is shown as 0 but is not a value to compare with
+        figures.update({name: None for name in _PER_VISIT if name in figures})
+    return figures
 
 
-def _change(metric: str, now: float, before: float) -> float | None:
+_PER_VISIT = ("bounce_rate", "visit_duration", "views_per_visit")
+
+
+def _change(metric: str, now: float | None, before: float | None) -> float | None:
+    if now is None or before is None:
+        return None
     if metric == "bounce_rate":
         return round(now - before, 1)
     if before == 0:
@@ -123,11 +134,13 @@ async def aggregate(request: web.Request) -> web.Response:
     metrics = parse_metrics(query_text(request, "metrics"), AGGREGATE_DEFAULT, METRICS)
     compare = _compare(request)
     now = await _figures(request, project_id, span, filters, metrics)
-    results: dict[str, dict[str, Any]] = {name: {"value": value} for name, value in now.items()}
+    results: dict[str, dict[str, Any]] = {
+        name: {"value": 0 if value is None else value} for name, value in now.items()
+    }
     if compare:
         before = await _figures(request, project_id, span.previous(), filters, metrics)
         for name, entry in results.items():
-            entry["change"] = _change(name, float(now[name]), float(before[name]))
+            entry["change"] = _change(name, now[name], before[name])
     return json_response({"results": results})
 
 

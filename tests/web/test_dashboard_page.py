@@ -14,10 +14,11 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
-import pytest
+import asyncpg
 
 from analytics.storage.projects import NewProject
 from tests.support.browser import Browser
+from tests.web import test_stats as stats_data
 
 CSP = "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'"
 STORE = "sa_private_key"
@@ -46,8 +47,7 @@ async def test_inline_script_passes_node_check(
     http: aiohttp.ClientSession, edge: str, tmp_path: Path
 ) -> None:
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed")
+    assert node is not None, "node is needed (make install puts it in place with npm)"
     scripts = re.findall(r"<script>(.*?)</script>", await _page_html(http, edge), re.S)
     assert len(scripts) == 1
     source = tmp_path / "dashboard.js"
@@ -141,83 +141,71 @@ async def test_url_state_round_trips(edge: str, project: NewProject) -> None:
         assert await page.evaluate("location.search") == "?period=month&date=2025-12-01"
 
 
-# Answers shaped as the stats API's contract, so that the page's rendering is checked
-# without figures in the database; every URL the page asked for is kept in __asked.
-FAKE_API = """
+# Every stats URL the page asks for is noted in __asked (the answers are the real API's).
+RECORD_REQUESTS = """
 (() => {
   const real = window.fetch.bind(window);
   window.__asked = [];
-  const rows = {
-    page: ["/", "/pricing", "<img src=x onerror=window.__owned=1>"],
-    country: ["DE", "(none)"], name: ["page_view", "signup"],
-  };
-  const answer = (url) => {
-    const q = url.searchParams;
-    if (url.pathname === "/api/stats/aggregate/") return {results: {
-      visitors: {value: 1234, change: 20.0}, visits: {value: 1500, change: null},
-      pageviews: {value: 4000, change: -3.5}, bounce_rate: {value: 40.0, change: -5.0},
-      visit_duration: {value: 65, change: 10.0}}};
-    if (url.pathname === "/api/stats/timeseries/") return {results: [
-      {date: "2026-11-27", visitors: 3, pageviews: 9},
-      {date: "2026-11-28", visitors: 0, pageviews: 0},
-      {date: "2026-11-29", visitors: 5, pageviews: 12}]};
-    if (url.pathname === "/api/stats/breakdown/") {
-      const key = q.get("property").split(":").pop();
-      const metrics = q.get("metrics").split(",");
-      return {page: 1, limit: +q.get("limit"), results: (rows[key] || ["Chrome"]).map(
-        (v, i) => Object.fromEntries([[key, v], ...metrics.map((m) => [m, 50 - 10 * i])]))};
-    }
-    if (url.pathname === "/api/stats/realtime/visitors/") return {results: 4};
-    return null;
-  };
-  window.fetch = async (input, init) => {
+  window.fetch = (input, init) => {
     const url = new URL(String(input), location.href);
-    const body = answer(url);
-    if (body === null) return real(input, init);
-    window.__asked.push(url.pathname + url.search);
-    return new Response(JSON.stringify(body), {headers: {"Content-Type": "application/json"}});
+    if (url.pathname.startsWith("/api/stats/")) window.__asked.push(url.pathname + url.search);
+    return real(input, init);
   };
 })();
 """
+HOSTILE = "/<img src=x onerror=window.__owned=1>"
+# The stats tests' dataset, plus one visit to a page whose path is markup.
+DATASET = [
+    *stats_data.DATASET,
+    ("u4", "s5", "page_view", f"https://shop.test{HOSTILE}", stats_data.at(12), None,
+     stats_data.CHROME, {}),
+]  # fmt: skip
+VIEW = "?period=custom&date=2026-11-02,2026-11-03"
 
 
 async def test_figures_rows_and_click_to_filter(
-    edge: str, project: NewProject, run_dir: Path
+    edge: str, db: asyncpg.Pool, project: NewProject, run_dir: Path
 ) -> None:
+    await stats_data.fill(db, project.project_id, dataset=DATASET, ip="81.2.69.142")
     async with Browser() as page:
-        await page.call("Page.addScriptToEvaluateOnNewDocument", source=FAKE_API)
+        await page.call("Page.addScriptToEvaluateOnNewDocument", source=RECORD_REQUESTS)
         await page.goto(f"{edge}/dashboard/")
         await page.evaluate(f"localStorage.setItem({STORE!r}, {project.private_key!r})")
-        await page.goto(f"{edge}/dashboard/")
-        await page.wait_for("document.querySelectorAll('#panel-pages .row').length === 3")
+        await page.goto(f"{edge}/dashboard/{VIEW}")
+        await page.wait_for("document.querySelectorAll('#panel-pages .row').length === 4")
         figures = await page.evaluate(
             "Object.fromEntries([...document.querySelectorAll('.figure')].map(f =>"
             " [f.dataset.metric, [f.querySelector('.value').textContent,"
             " f.querySelector('.change').textContent, f.querySelector('.change').className]]))"
         )
-        assert figures["visitors"] == ["1,234", "↑ 20% vs previous", "change good"]
-        assert figures["pageviews"] == ["4,000", "↓ 3.5% vs previous", "change bad"]
-        # For the bounce rate, down is good, and the change is in percentage points.
-        assert figures["bounce_rate"] == ["40%", "↓ 5 pp vs previous", "change good"]
-        assert figures["visit_duration"][0] == "1m 05s"
-        assert figures["visits"][1] == "new this period"
-        assert await page.evaluate("document.getElementById('realtime').textContent") == "4"
+        # u1-u4 in five visits: s1 saw two pages in 3 minutes, the others one page each
+        assert [figures[m][0] for m in ("visitors", "visits", "pageviews", "bounce_rate")] == [
+            "4",
+            "5",
+            "6",
+            "80%",
+        ]
+        assert figures["visit_duration"][0] == "36s"
+        assert figures["visitors"][1] == "new this period"  # nothing the two days before
         # A hostile page path is shown as text, never parsed as markup.
         labels = await page.evaluate(
             "[...document.querySelectorAll('#panel-pages .row .label')].map(l => l.textContent)"
         )
-        assert labels == ["/", "/pricing", "<img src=x onerror=window.__owned=1>"]
+        assert labels[:2] == ["/", "/pricing"]  # two visitors each, then one
+        assert "/about" in labels[2:]
+        assert any("img" in label for label in labels[2:])
         assert await page.evaluate("document.querySelectorAll('#app img').length") == 0
         assert await page.evaluate("window.__owned === undefined")
-        # Countries by name with their code; custom events leave page_view out.
+        # Countries by name with their code (81.2.69.142 is in the GB range of the
+        # packaged database); custom events leave page_view out.
         country = await page.evaluate("document.querySelector('#panel-countries .row').innerText")
-        assert "DE" in country and "Germany" in country
+        assert "GB" in country and "United Kingdom" in country
         events = await page.evaluate(
             "[...document.querySelectorAll('#panel-events .row .label')].map(l => l.textContent)"
         )
         assert events == ["signup"]
         assert await page.evaluate("document.querySelectorAll('#chart path').length") == 3
-        # Hovering the chart names the interval and its figures.
+        # Hovering the chart's last point names the interval and its figures.
         point = await page.evaluate(
             "(() => { const r = document.getElementById('chart').getBoundingClientRect();"
             " return [r.right - 20, r.top + r.height / 2]; })()"
@@ -226,7 +214,7 @@ async def test_figures_rows_and_click_to_filter(
         tip = await page.wait_for(
             "!document.getElementById('tip').hidden && document.getElementById('tip').innerText"
         )
-        assert tip.split("\n") == ["Sun, Nov 29, 2026", "Visitors: 5", "Pageviews: 12"]
+        assert tip.split("\n") == ["Tue, Nov 3, 2026", "Visitors: 1", "Pageviews: 1"]
         await page.screenshot(run_dir / "dashboard-figures.png")
         # At a phone's width nothing sticks out sideways.
         await page.call(
@@ -252,7 +240,7 @@ async def test_figures_rows_and_click_to_filter(
         assert await page.evaluate("document.querySelector('.chip .text').textContent") == (
             "Page is /pricing"
         )
-        assert await page.evaluate("location.search") == "?filters=event:page==/pricing"
+        assert "filters=event:page==/pricing" in await page.evaluate("location.search")
         await page.wait_for(
             f"window.__asked.slice({asked}).filter(u => u.includes('/breakdown/')).length === 5"
         )
@@ -260,3 +248,14 @@ async def test_figures_rows_and_click_to_filter(
         stats = [u for u in later if "/realtime/" not in u]
         assert len(stats) == 7  # figures, chart and the five panels
         assert all("filters=event%3Apage%3D%3D%2Fpricing" in u for u in stats)
+        # ...and the figures are the filtered ones: u1 and u2 saw /pricing, in s1 and s2.
+        await page.wait_for(
+            "document.querySelector('.figure[data-metric=visitors] .value').textContent === '2'"
+        )
+        assert (
+            await page.evaluate(
+                "document.querySelector('.figure[data-metric=pageviews] .value').textContent"
+            )
+            == "2"
+        )
+        await page.screenshot(run_dir / "dashboard-filtered.png")

@@ -55,13 +55,22 @@ DATASET: list[tuple[str, str, str, str | None, datetime, str | None, str, dict[s
 ]  # fmt: skip
 
 
-async def fill(db: asyncpg.Pool, project_id: str, zone: str = "UTC") -> None:
+Row = tuple[str, str, str, str | None, datetime, str | None, str, dict[str, Any]]
+
+
+async def fill(
+    db: asyncpg.Pool,
+    project_id: str,
+    zone: str = "UTC",
+    dataset: list[Row] = DATASET,
+    ip: str = "203.0.113.7",
+) -> None:
     async with db.acquire() as conn:
         source = await projects.resolve_source(conn, project_id, "web")
         if zone != "UTC":
             await projects.set_setting(conn, project_id, "timezone", zone, None, actor="test")
     rows = []
-    for user, session, name, url, when, referrer, agent, extra in DATASET:
+    for user, session, name, url, when, referrer, agent, extra in dataset:
         props: dict[str, Any] = dict(extra)
         if url:
             props["url"] = url
@@ -80,7 +89,7 @@ async def fill(db: asyncpg.Pool, project_id: str, zone: str = "UTC") -> None:
                 timestamp_us=to_us(when),
                 sample_rate=1.0,
                 received_at_us=to_us(when),
-                ip_address="203.0.113.7",
+                ip_address=ip,
                 user_agent=agent,
             )
         )
@@ -131,7 +140,27 @@ async def test_aggregate_counts_the_dataset_and_leaves_the_bot_out(
         "views_per_visit": 1.25,
     }
     assert results["visitors"]["change"] is None  # nothing in the two days before
-    assert results["bounce_rate"]["change"] == 75.0  # in points
+    assert results["bounce_rate"]["change"] is None  # no visits to compare with
+
+
+async def test_compare_gives_each_change_against_the_day_before(
+    http: aiohttp.ClientSession, edge: str, filled: NewProject
+) -> None:
+    body = await ok(
+        http,
+        f"{edge}/api/stats/aggregate/",
+        filled.private_key,
+        period="day",
+        date="2026-11-03",
+        compare="previous_period",
+        metrics="visitors,pageviews,bounce_rate,visit_duration",
+    )
+    assert body["results"] == {
+        "visitors": {"value": 1, "change": -66.7},  # 1 against 3
+        "pageviews": {"value": 1, "change": -75.0},  # 1 against 4
+        "bounce_rate": {"value": 100.0, "change": 33.3},  # points: 100 against 66.7
+        "visit_duration": {"value": 0, "change": -100.0},  # 0 s against 60 s
+    }
 
 
 async def test_filters_narrow_events_and_visits(
