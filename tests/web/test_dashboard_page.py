@@ -8,6 +8,7 @@ in place of ``fetch`` before the page's own script runs.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import subprocess
@@ -16,6 +17,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from analytics.storage import share_links
 from analytics.storage.projects import NewProject
 from tests.support.browser import Browser
 from tests.web import test_stats as stats_data
@@ -259,3 +261,29 @@ async def test_figures_rows_and_click_to_filter(
             == "2"
         )
         await page.screenshot(run_dir / "dashboard-filtered.png")
+
+
+async def test_a_share_link_shows_the_page_without_a_key(
+    edge: str, db: asyncpg.Pool, project: NewProject, run_dir: Path
+) -> None:
+    await stats_data.fill(db, project.project_id)
+    async with db.acquire() as conn:
+        token = await share_links.create_link(conn, project.project_id)
+    async with Browser() as page:
+        await page.goto(f"{edge}/share/{token}{VIEW}")
+        await page.wait_for(
+            "document.querySelector('.figure[data-metric=visitors] .value')?.textContent === '3'"
+        )
+        assert await page.evaluate("document.getElementById('login').hidden")
+        assert await page.evaluate("document.getElementById('forget').hidden")
+        assert await page.evaluate("localStorage.length") == 0  # the token is not kept
+        await page.screenshot(run_dir / "dashboard-share.png")
+        async with db.acquire() as conn:
+            await share_links.revoke_links(conn, project.project_id, token)
+        await asyncio.sleep(2.5)  # the edge's share cache holds an answer for 2 s
+        await page.goto(f"{edge}/share/{token}{VIEW}")
+        text = await page.wait_for(
+            "!document.getElementById('banner').hidden"
+            " && document.getElementById('banner-text').textContent"
+        )
+        assert "share link" in text
