@@ -62,7 +62,9 @@ async def live_figures(request: web.Request, project_id: str) -> dict[str, Any]:
 
 async def realtime(request: web.Request) -> web.Response:
     """Figures for widgets, seconds old, from the live tables of every worker."""
-    return json_response(await live_figures(request, await private_project_id(request)))
+    figures = await live_figures(request, await private_project_id(request))
+    figures.pop("visitors_5_minutes")  # the stats API's realtime visitors
+    return json_response(figures)
 
 
 async def _client(app: web.Application) -> Any:

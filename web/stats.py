@@ -226,7 +226,7 @@ async def realtime_visitors(request: web.Request) -> web.Response:
     _check_known(request, frozenset())
     project_id = await stats_project_id(request)
     figures = await live_figures(request, project_id)
-    return json_response({"results": figures["active_users_5_minutes"]})
+    return json_response({"results": figures["visitors_5_minutes"]})
 
 
 def add_routes(app: web.Application) -> None:

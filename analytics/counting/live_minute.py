@@ -32,6 +32,8 @@ class LiveMinute:
     names: dict[str, int] = field(default_factory=dict)
     users: Sketch = field(default_factory=Sketch)
     newest_received_us: int = 0
+    # the users whose user agent is not a bot's: the stats API's realtime visitors
+    visitors: Sketch = field(default_factory=Sketch)
 
     def merged(self, other: LiveMinute) -> LiveMinute:
         """The sum of two minutes (a batch's delta, or two workers' copies mid-rebalance)."""
@@ -40,12 +42,15 @@ class LiveMinute:
             names[name] = names.get(name, 0) + n
         users = Sketch.from_bytes(self.users.to_bytes())
         users.merge(other.users)
+        visitors = Sketch.from_bytes(self.visitors.to_bytes())
+        visitors.merge(other.visitors)
         return LiveMinute(
             events=self.events + other.events,
             estimated=self.estimated + other.estimated,
             names=names,
             users=users,
             newest_received_us=max(self.newest_received_us, other.newest_received_us),
+            visitors=visitors,
         )
 
     def to_value(self) -> dict[str, Any]:
@@ -56,6 +61,7 @@ class LiveMinute:
             "names": self.names,
             "users": base64.b64encode(self.users.to_bytes()).decode(),
             "newest_received_us": self.newest_received_us,
+            "visitors": base64.b64encode(self.visitors.to_bytes()).decode(),
         }
 
     @classmethod
@@ -64,12 +70,14 @@ class LiveMinute:
         if not value:
             return cls()
         users = value.get("users")
+        visitors = value.get("visitors")  # absent in minutes written before it existed
         return cls(
             events=int(value.get("events", 0)),
             estimated=float(value.get("estimated", 0.0)),
             names={str(k): int(v) for k, v in (value.get("names") or {}).items()},
             users=Sketch.from_bytes(base64.b64decode(users) if users else None),
             newest_received_us=int(value.get("newest_received_us", 0)),
+            visitors=Sketch.from_bytes(base64.b64decode(visitors) if visitors else None),
         )
 
 
@@ -77,22 +85,28 @@ def minutes_of(rows: Iterable[EventRow]) -> dict[tuple[str, int], LiveMinute]:
     """A batch's rows as one delta per (project, minute start in epoch µs)."""
     out: dict[tuple[str, int], LiveMinute] = {}
     hashes: dict[tuple[str, int], set[int]] = {}
+    humans: dict[tuple[str, int], set[int]] = {}
     for row in rows:
         key = (row.project_id, row.timestamp_us - row.timestamp_us % MINUTE_US)
         minute = out.get(key)
         if minute is None:
             minute = out[key] = LiveMinute()
             hashes[key] = set()
+            humans[key] = set()
         minute.events += 1
         minute.estimated += 1.0 / row.sample_rate if row.sample_rate > 0 else 1.0
         minute.names[row.event_name] = minute.names.get(row.event_name, 0) + 1
-        # visitors leave bots out (SPEC §10), as the stats rollups do
-        if row.user_id is not None and not (row.user_agent and cached_agent(row.user_agent).is_bot):
-            hashes[key].add(member_hash(row.user_id))
+        if row.user_id is not None:
+            member = member_hash(row.user_id)
+            hashes[key].add(member)
+            # visitors leave bots out (SPEC §10), as the stats rollups do
+            if not (row.user_agent and cached_agent(row.user_agent).is_bot):
+                humans[key].add(member)
         if row.received_at_us > minute.newest_received_us:
             minute.newest_received_us = row.received_at_us
     for key, members in hashes.items():
         out[key].users.add_many(members)
+        out[key].visitors.add_many(humans[key])
     return out
 
 
@@ -119,7 +133,9 @@ def realtime_figures(
     last_60 = [by_minute.get(current - 60 * i, empty) for i in range(60)]
     names: dict[str, int] = {}
     users = Sketch()
+    visitors = Sketch()
     for minute in last_5:
+        visitors.merge(minute.visitors)
         for name, n in minute.names.items():
             names[name] = names.get(name, 0) + n
         users.merge(minute.users)
@@ -139,6 +155,7 @@ def realtime_figures(
             for n, c in sorted(names.items(), key=lambda kv: (-kv[1], kv[0]))[:top]
         ],
         "active_users_5_minutes": users.cardinality(),
+        "visitors_5_minutes": visitors.cardinality(),
         "newest_minute": newest,
         "newest_received_at": received / 1_000_000 if received else None,
     }

@@ -169,3 +169,22 @@ def test_realtime_figures_without_traffic() -> None:
     assert figures["newest_minute"] is None
     assert figures["newest_received_at"] is None
     assert [m["events"] for m in figures["events_per_minute"]] == [0] * 30
+
+
+def test_visitors_leave_bots_out_but_active_users_keep_every_user() -> None:
+    chrome = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/124.0 Safari/537.36"
+    rows = [
+        at(1, user_id="human", user_agent=chrome),
+        at(2, user_id="crawler", user_agent="Mozilla/5.0 (compatible; Googlebot/2.1)"),
+        at(3, user_id="no-agent", user_agent=None),
+    ]
+    live = minute(rows)
+    assert live.users.cardinality() == 3
+    assert live.visitors.cardinality() == 2
+    again = LiveMinute.from_value(orjson.loads(orjson.dumps(live.to_value())))
+    assert again.visitors.cardinality() == 2
+    old = live.to_value()
+    del old["visitors"]  # a minute written before visitors existed reads as none
+    assert LiveMinute.from_value(old).visitors.cardinality() == 0
+    figures = realtime_figures([(NOON, live)], NOON + 30)
+    assert (figures["active_users_5_minutes"], figures["visitors_5_minutes"]) == (3, 2)
