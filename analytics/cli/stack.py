@@ -115,10 +115,11 @@ def register(app: Any, settings: Settings) -> None:
         """Fill the enriched columns (page, referrer, browser, country) of stored events.
 
         Whole UTC days in the range; only null columns are filled, so a second
-        run changes nothing.
+        run changes nothing. A day whose events changed has its aggregates, stats
+        rollups and visits rebuilt from the filled rows.
         """
         from analytics.enrich.enricher import Enricher
-        from analytics.storage.aggregates import days_with_events
+        from analytics.storage.aggregates import days_with_events, rebuild_day
         from analytics.storage.enrichment import enrich_day
 
         since, until = _day_range(start, end)
@@ -135,7 +136,11 @@ def register(app: Any, settings: Settings) -> None:
                 item_show_func=lambda item: f"{item[0][:8]} {item[1]}" if item else "",
             ) as bar:
                 for project, day in bar:
-                    total += await enrich_day(conn, enricher, project, day)
+                    changed = await enrich_day(conn, enricher, project, day)
+                    if changed:
+                        # visits and stats rollups read the enriched columns: rebuild them
+                        await rebuild_day(conn, project, day)
+                    total += changed
         finally:
             await conn.close()
             enricher.close()

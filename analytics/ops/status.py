@@ -43,7 +43,7 @@ LAG_FAIL = 100_000
 FLUSH_STALE_SECONDS = 60.0
 STALE_PENDING_LIMIT = 1000
 
-AGGREGATE_TABLES = (*GRAINS, "project_daily_summary")
+AGGREGATE_TABLES = (*GRAINS, "project_daily_summary", "visits", "stats_hourly", "stats_daily")
 
 T = TypeVar("T")
 

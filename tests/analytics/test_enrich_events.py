@@ -15,6 +15,7 @@ from analytics.dev.processes import analytics_command
 from analytics.enrich.enricher import COLUMNS
 from analytics.events.models import EventRow
 from analytics.events.times import to_us
+from analytics.ops.recount import mismatches
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.events import PartitionCache, write_events
@@ -106,6 +107,20 @@ async def test_old_rows_are_filled_once(
         assert r["country_code"] == "GB"
     assert stored["old-2"]["country_code"] == "DE"  # a value already there is kept
     assert stored["old-2"]["browser"] == "Chrome"
+    # The visit and the stats rollups were rebuilt from the filled rows.
+    async with db.acquire() as conn:
+        visit = await conn.fetchrow(
+            "SELECT entry_page, pageviews, utm_source, browser, country_code FROM visits"
+            " WHERE project_id = $1",
+            project.project_id,
+        )
+        pages = await conn.fetch(
+            "SELECT value, pageviews FROM stats_daily WHERE project_id = $1 AND dimension = 'page'",
+            project.project_id,
+        )
+    assert tuple(visit or ()) == ("/p", 3, "mail", "Chrome", "GB")
+    assert [tuple(r) for r in pages] == [("/p", 3)]
+    assert await mismatches(db, project.project_id) == []
 
     second = await asyncio.to_thread(
         enrich_cli, settings, "--from", since, "--to", until, "--project", project.project_id
