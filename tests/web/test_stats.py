@@ -305,6 +305,42 @@ async def test_every_breakdown_of_the_dataset(
     assert second == [{"page": "/pricing", "visitors": 2}]
 
 
+@pytest.mark.parametrize(
+    ("prop", "metrics", "rows"),
+    [
+        ("visit:entry_page", "visits", [("/", 1), ("/pricing", 1)]),
+        ("visit:exit_page", "visits", [("/", 1), ("/pricing", 1)]),
+        ("visit:source", "visits", [("(none)", 1), ("newsletter", 1)]),
+        ("visit:utm_source", "visitors", [("(none)", 1), ("newsletter", 1)]),
+        ("visit:country", "visitors", [("(none)", 2)]),
+        ("visit:device", "visits", [("mobile", 2)]),
+        ("visit:os", "visits", [("iOS", 2)]),
+        ("event:name", "events", [("page_view", 2)]),
+        ("event:hostname", "pageviews", [("shop.test", 2)]),
+        ("event:page", "visitors", [("/", 1), ("/pricing", 1)]),
+    ],
+)
+async def test_each_breakdown_under_a_visit_filter(
+    http: aiohttp.ClientSession,
+    edge: str,
+    filled: NewProject,
+    prop: str,
+    metrics: str,
+    rows: list[tuple[str, int]],
+) -> None:
+    """Only the two mobile visits (u2's s2 and u3's s4) are left."""
+    got = await breakdown(
+        http,
+        edge,
+        filled.private_key,
+        property=prop,
+        metrics=metrics,
+        filters="visit:device==mobile",
+    )
+    key = prop.rsplit(":", 1)[1]
+    assert [(r[key], r[metrics]) for r in got] == rows
+
+
 async def test_other_projects_see_none_of_it_and_keys_are_checked(
     http: aiohttp.ClientSession, edge: str, db: asyncpg.Pool, filled: NewProject
 ) -> None:
