@@ -20,6 +20,9 @@ from collections.abc import Iterable
 from functools import lru_cache
 from hashlib import blake2b
 
+import numpy as np
+import numpy.typing as npt
+
 EXACT_LIMIT = 10_000
 PRECISION = 14
 REGISTERS = 1 << PRECISION
@@ -34,6 +37,28 @@ def member_hash(value: str) -> int:
     return int.from_bytes(blake2b(value.encode(), digest_size=8).digest(), "little")
 
 
+Registers = npt.NDArray[np.uint8]
+
+
+def _fill(registers: Registers, hashes: npt.NDArray[np.uint64]) -> None:
+    """Raise each hash's register to its rank, as arrays (no per-member Python loop).
+
+    rank = _SHIFT - bit_length(low bits) + 1; ``frexp`` gives the bit length exactly,
+    since the low 50 bits convert to float64 without rounding.
+    """
+    if not len(hashes):
+        return
+    index = (hashes >> np.uint64(_SHIFT)).astype(np.intp)
+    _, length = np.frexp((hashes & np.uint64(_LOW_MASK)).astype(np.float64))
+    np.maximum.at(registers, index, (_SHIFT + 1 - length).astype(np.uint8))
+
+
+def _hashes(members: Iterable[int]) -> npt.NDArray[np.uint64]:
+    if isinstance(members, set | frozenset | list | tuple):
+        return np.fromiter(members, dtype=np.uint64, count=len(members))
+    return np.fromiter(members, dtype=np.uint64)
+
+
 class Sketch:
     """A mutable distinct-count sketch (exact set, then HyperLogLog)."""
 
@@ -41,7 +66,7 @@ class Sketch:
 
     def __init__(self) -> None:
         self._exact: set[int] | None = set()
-        self._registers: bytearray | None = None
+        self._registers: Registers | None = None
 
     @classmethod
     def from_bytes(cls, data: bytes | None) -> Sketch:
@@ -56,7 +81,7 @@ class Sketch:
             sketch._exact = set(hashes)
         elif kind == b"H":
             sketch._exact = None
-            sketch._registers = bytearray(body)
+            sketch._registers = np.frombuffer(body, dtype=np.uint8).copy()
         else:
             raise ValueError(f"unknown sketch kind {kind!r}")
         return sketch
@@ -72,7 +97,7 @@ class Sketch:
             members = sorted(self._exact) if canonical else self._exact
             return b"E" + array("Q", members).tobytes()
         assert self._registers is not None
-        return b"H" + bytes(self._registers)
+        return b"H" + self._registers.tobytes()
 
     @property
     def is_exact(self) -> bool:
@@ -86,13 +111,8 @@ class Sketch:
             if len(self._exact) > EXACT_LIMIT:
                 self._to_hll()
             return
-        registers = self._registers
-        assert registers is not None
-        for h in hashes:
-            index = h >> _SHIFT
-            rank = _SHIFT - (h & _LOW_MASK).bit_length() + 1
-            if rank > registers[index]:
-                registers[index] = rank
+        assert self._registers is not None
+        _fill(self._registers, _hashes(hashes))
 
     def merge(self, other: Sketch) -> None:
         """Union with another sketch."""
@@ -103,16 +123,16 @@ class Sketch:
         if self._exact is not None:
             members = self._exact
             self._exact = None
-            self._registers = bytearray(other._registers)
+            self._registers = other._registers.copy()
             self.add_many(members)
             return
         assert self._registers is not None
-        self._registers = bytearray(map(max, self._registers, other._registers))
+        np.maximum(self._registers, other._registers, out=self._registers)
 
     def _to_hll(self) -> None:
         members = self._exact or set()
         self._exact = None
-        self._registers = bytearray(REGISTERS)
+        self._registers = np.zeros(REGISTERS, dtype=np.uint8)
         self.add_many(members)
 
     def cardinality(self) -> int:
@@ -122,9 +142,7 @@ class Sketch:
             return len(self._exact)
         assert self._registers is not None
         q = 64 - PRECISION
-        counts = [0] * (q + 2)
-        for rank in self._registers:
-            counts[rank] += 1
+        counts = np.bincount(self._registers, minlength=q + 2).tolist()
         m = float(REGISTERS)
         z = m * _tau(1.0 - counts[q + 1] / m)
         for k in range(q, 0, -1):
