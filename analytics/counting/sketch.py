@@ -141,14 +141,63 @@ class Sketch:
         if self._exact is not None:
             return len(self._exact)
         assert self._registers is not None
-        q = 64 - PRECISION
-        counts = np.bincount(self._registers, minlength=q + 2).tolist()
-        m = float(REGISTERS)
-        z = m * _tau(1.0 - counts[q + 1] / m)
-        for k in range(q, 0, -1):
-            z = 0.5 * (z + counts[k])
-        z += m * _sigma(counts[0] / m)
-        return round(m * m / (2.0 * math.log(2.0)) / z)
+        return _estimate(self._registers)
+
+
+class Union:
+    """Many stored sketches merged for one figure, on the read side.
+
+    The same answer as merging them into one ``Sketch`` (exact while the union holds at
+    most ``EXACT_LIMIT`` members, HyperLogLog beyond), without building Python sets: exact
+    parts stay arrays until the end, registers are merged in place.
+    """
+
+    __slots__ = ("_parts", "_registers")
+
+    def __init__(self) -> None:
+        self._parts: list[npt.NDArray[np.uint64]] = []
+        self._registers: Registers | None = None
+
+    def add(self, data: bytes | None) -> None:
+        """Merge one stored sketch (``None`` or empty: nothing)."""
+        if not data:
+            return
+        kind = data[:1]
+        if kind == b"E":
+            self._parts.append(np.frombuffer(data, dtype=np.uint64, offset=1))
+        elif kind == b"H":
+            registers = np.frombuffer(data, dtype=np.uint8, offset=1)
+            if self._registers is None:
+                self._registers = registers.copy()
+            else:
+                np.maximum(self._registers, registers, out=self._registers)
+        else:
+            raise ValueError(f"unknown sketch kind {kind!r}")
+
+    def cardinality(self) -> int:
+        members = np.unique(np.concatenate(self._parts)) if self._parts else None
+        if self._registers is None:
+            if members is None:
+                return 0
+            if len(members) <= EXACT_LIMIT:
+                return len(members)
+            self._registers = np.zeros(REGISTERS, dtype=np.uint8)
+        if members is not None:
+            _fill(self._registers, members)
+            self._parts = []
+        return _estimate(self._registers)
+
+
+def _estimate(registers: Registers) -> int:
+    """The HyperLogLog estimate of a register array (Ertl's improved estimator)."""
+    q = 64 - PRECISION
+    counts = np.bincount(registers, minlength=q + 2).tolist()
+    m = float(REGISTERS)
+    z = m * _tau(1.0 - counts[q + 1] / m)
+    for k in range(q, 0, -1):
+        z = 0.5 * (z + counts[k])
+    z += m * _sigma(counts[0] / m)
+    return round(m * m / (2.0 * math.log(2.0)) / z)
 
 
 def merged(stored: bytes | None, members: Iterable[int]) -> Sketch:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from analytics.counting.sketch import Sketch
+from analytics.counting.sketch import Union
 from analytics.stats.filters import Filter
 from analytics.stats.properties import NONE, ROLLUP_DIMENSIONS, Property
 
@@ -97,27 +97,27 @@ def _visit_where(filters: Sequence[Filter], sql: Sql) -> str:
 
 @dataclass(slots=True)
 class Figures:
-    """Event figures of one row or bucket; visitors as a sketch or an exact count."""
+    """Event figures of one row or bucket; visitors as merged sketches or an exact count."""
 
     events: int = 0
     pageviews: int = 0
-    sketch: Sketch | None = None
+    sketches: Union | None = None
     visitors_exact: int | None = None
 
     @property
     def visitors(self) -> int:
-        if self.visitors_exact is not None:
-            return self.visitors_exact
-        return self.sketch.cardinality() if self.sketch is not None else 0
+        if self.visitors_exact is None:
+            self.visitors_exact = self.sketches.cardinality() if self.sketches else 0
+        return self.visitors_exact
 
     def add(self, events: int, pageviews: int, sketch: bytes | None) -> None:
         self.events += events
         self.pageviews += pageviews
         if sketch:
-            if self.sketch is None:
-                self.sketch = Sketch.from_bytes(sketch)
-            else:
-                self.sketch.merge(Sketch.from_bytes(sketch))
+            if self.sketches is None:
+                self.sketches = Union()
+            self.sketches.add(sketch)
+            self.visitors_exact = None
 
 
 @dataclass(slots=True)

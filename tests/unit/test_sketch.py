@@ -10,6 +10,7 @@ from analytics.counting.sketch import (
     EXACT_LIMIT,
     STANDARD_ERROR,
     Sketch,
+    Union,
     changed_bytes,
     member_hash,
 )
@@ -163,3 +164,26 @@ def test_unordered_form_reads_back_the_same_and_is_not_a_change() -> None:
     hll.add_many([member_hash("h1")])
     assert changed_bytes(stored, hll) is None
     assert changed_bytes(None, hll) == stored
+
+
+def test_a_union_of_stored_sketches_counts_as_merging_them() -> None:
+    rng = random.Random(11)
+    pool = [rng.getrandbits(64) for _ in range(60_000)]
+    cases = [
+        [pool[:10], pool[5:20]],  # small exact parts, overlapping
+        [pool[:6_000], pool[4_000:10_000]],  # exactly the limit
+        [pool[:6_000], pool[4_000:10_001]],  # one past it
+        [pool[:30_000], pool[:500]],  # HyperLogLog then exact
+        [pool[:500], pool[20_000:60_000], pool[100:9_000]],  # exact, HLL, exact
+        [],
+    ]
+    for parts in cases:
+        whole = Sketch()
+        union = Union()
+        for members in parts:
+            part = Sketch()
+            part.add_many(members)
+            whole.merge(Sketch.from_bytes(part.to_bytes()))
+            union.add(part.to_bytes())
+        union.add(None)
+        assert union.cardinality() == whole.cardinality()
