@@ -20,7 +20,7 @@ from analytics.pipeline.bridge import Bridge, make_bridge
 from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.support.load import REFUSED, count_is, diagnosis, send_batches, stored
+from tests.support.load import REFUSED, VISITS, count_is, diagnosis, send_batches, stored
 from tests.support.stack import REDIS_URL, start_edge, wait_for
 
 
@@ -40,7 +40,9 @@ async def test_worker_sigkill_mid_stream_keeps_every_event_once(
     try:
         await asyncio.to_thread(first.wait_ready)
         accepted: list[str] = []
-        sender = asyncio.create_task(send_batches(http, url, project.public_key, 120, 50, accepted))
+        sender = asyncio.create_task(
+            send_batches(http, url, project.public_key, 120, 50, accepted, web=True)
+        )
         await wait_for(lambda: _some_stored(db, project.project_id), timeout=30)
         first.kill()  # SIGKILL while events flow
         second.start()
@@ -70,7 +72,19 @@ async def test_worker_sigkill_mid_stream_keeps_every_event_once(
                 )
             }
         assert ids == set(accepted)
+        # visits and breakdown rows too: mismatches() recounts them from the events
         assert await mismatches(db, project.project_id) == []
+        async with db.acquire() as conn:
+            visits = await conn.fetchval(
+                "SELECT count(*) FROM visits WHERE project_id = $1", project.project_id
+            )
+            pages = await conn.fetchval(
+                "SELECT sum(pageviews) FROM stats_daily WHERE project_id = $1"
+                " AND dimension = 'page'",
+                project.project_id,
+            )
+        assert visits == VISITS
+        assert pages == 4800  # 6000 events, one in five a signup
     finally:
         first.kill()
         second.stop()

@@ -26,6 +26,7 @@ async def post_batch(
     accepted: list[str],
     *,
     attempts: int = 5,
+    web: bool = False,
 ) -> int:
     """Post ``size`` new events in one batch; record their ids if the edge answered 202.
 
@@ -34,9 +35,14 @@ async def post_batch(
     kept in ``REFUSED`` so that a failing count says why.
     """
     ids = [f"ev-{next(_ids)}" for _ in range(size)]
-    body = {"events": [{"event_name": "load", "event_source": "bench", "event_id": i} for i in ids]}
-    data = orjson.dumps(body)
+    events = [
+        web_event(i) if web else {"event_name": "load", "event_source": "bench", "event_id": i}
+        for i in ids
+    ]
+    data = orjson.dumps({"events": events})
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    if web:
+        headers["User-Agent"] = BROWSER
     for attempt in range(attempts):
         async with http.post(f"{url}/api/events/batch/", data=data, headers=headers) as resp:
             if resp.status == 202:
@@ -51,12 +57,40 @@ async def post_batch(
     return resp.status
 
 
+# ``web=True`` load: page views of a site from a browser, in VISITS sessions of 40 users.
+BROWSER = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko)"
+    " Chrome/124.0.0.0 Safari/537.36"
+)
+VISITS = 53
+
+
+def web_event(event_id: str) -> dict[str, Any]:
+    """One page view (one in five a custom event) of session n % VISITS."""
+    n = int(event_id.rsplit("-", 1)[1])
+    return {
+        "event_name": "signup" if n % 5 == 0 else "page_view",
+        "event_source": "web",
+        "event_id": event_id,
+        "user_id": f"u{n % VISITS % 40}",
+        "session_id": f"s{n % VISITS}",
+        "properties": {"url": f"https://shop.test/p{n % 7}"},
+    }
+
+
 async def send_batches(
-    http: aiohttp.ClientSession, url: str, key: str, batches: int, size: int, accepted: list[str]
+    http: aiohttp.ClientSession,
+    url: str,
+    key: str,
+    batches: int,
+    size: int,
+    accepted: list[str],
+    *,
+    web: bool = False,
 ) -> None:
     """Post ``batches`` batches, 20 ms apart."""
     for _ in range(batches):
-        await post_batch(http, url, key, size, accepted)
+        await post_batch(http, url, key, size, accepted, web=web)
         await asyncio.sleep(0.02)
 
 
