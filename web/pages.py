@@ -8,6 +8,10 @@ from importlib import resources
 
 from aiohttp import web
 
+from analytics.errors import Unauthorized
+from analytics.projects.share_tokens import is_share_token
+from web.app_keys import SHARE_CACHE
+
 _PAGE = resources.files("web") / "static" / "dashboard.html"
 _ICON = resources.files("web") / "static" / "favicon.ico"
 
@@ -36,9 +40,16 @@ async def favicon(request: web.Request) -> web.Response:
 async def share_page(request: web.Request) -> web.Response:
     """The dashboard of a share link: the same page, reading with the token in its path.
 
-    The token is checked by the stats API on every request, so a revoked link shows
-    the page's error; the page itself holds no data.
+    An unknown or revoked token is a 404 (within the share cache's 2 s); the stats API
+    checks the token again on every request the page makes.
     """
+    token = request.match_info["token"]
+    try:
+        if not is_share_token(token):
+            raise Unauthorized("not a share link")
+        await request.app[SHARE_CACHE].project_of(token)
+    except Unauthorized:
+        raise web.HTTPNotFound(text="no such share link", content_type="text/plain") from None
     response = await dashboard_page(request)
     response.headers["Referrer-Policy"] = "no-referrer"  # the path is the credential
     response.headers["X-Robots-Tag"] = "noindex"

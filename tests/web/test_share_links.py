@@ -61,6 +61,14 @@ async def test_a_share_link_reads_stats_only_until_revoked(
         await asyncio.sleep(0.2)
     status, body = await status_of(http, aggregate, token)
     assert (status, body["code"]) == (401, "invalid_share_link")
+    async with http.get(f"{edge}/share/{token}") as resp:
+        assert resp.status == 404  # the revoked link itself
+
+
+async def test_an_unknown_share_link_is_a_404(http: aiohttp.ClientSession, edge: str) -> None:
+    for token in ("sa_share_nope", "sa_priv_" + "0" * 40, "anything"):
+        async with http.get(f"{edge}/share/{token}") as resp:
+            assert resp.status == 404, token
 
 
 async def test_share_link_refuses_an_unknown_project_or_link(

@@ -349,6 +349,13 @@ async def test_other_projects_see_none_of_it_and_keys_are_checked(
     body = await ok(http, f"{edge}/api/stats/aggregate/", other.private_key, **SPAN)
     assert all(entry["value"] == 0 for entry in body["results"].values())
     assert await breakdown(http, edge, other.private_key, property="event:page") == []
+    async with db.acquire() as conn:
+        other_link = await share_links.create_link(conn, other.project_id)
+        own_link = await share_links.create_link(conn, filled.project_id)
+    body = await ok(http, f"{edge}/api/stats/aggregate/", other_link, **SPAN)
+    assert all(entry["value"] == 0 for entry in body["results"].values())
+    body = await ok(http, f"{edge}/api/stats/aggregate/", own_link, metrics="visitors", **SPAN)
+    assert body["results"]["visitors"]["value"] == 3
     status, body = await get(http, f"{edge}/api/stats/aggregate/", filled.public_key, SPAN)
     assert status == 403, body
     status, body = await get(http, f"{edge}/api/stats/breakdown/", None, SPAN)
