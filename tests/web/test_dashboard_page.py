@@ -294,3 +294,39 @@ async def test_a_share_link_shows_the_page_without_a_key(
         assert "share link" in text
     async with aiohttp.ClientSession() as http, http.get(f"{edge}/share/{token}") as resp:
         assert resp.status == 404
+
+
+async def test_a_country_click_filters_the_pages_and_the_picker_redraws_the_chart(
+    edge: str, db: asyncpg.Pool, project: NewProject, run_dir: Path
+) -> None:
+    # u2 browses from the US (8.8.8.8), everyone else from GB
+    await stats_data.fill(
+        db, project.project_id, dataset=DATASET, ip="81.2.69.142", ips={"u2": "8.8.8.8"}
+    )
+    async with Browser() as page:
+        await page.goto(f"{edge}/dashboard/")
+        await page.evaluate(f"localStorage.setItem({STORE!r}, {project.private_key!r})")
+        await page.goto(f"{edge}/dashboard/{VIEW}")
+        await page.wait_for("document.querySelectorAll('#panel-countries .row').length === 2")
+        labels = (
+            "[...document.querySelectorAll('#panel-pages .row .label')].map(l => l.textContent)"
+        )
+        assert len(await page.evaluate(labels)) == 4
+        countries = await page.evaluate(
+            "[...document.querySelectorAll('#panel-countries .row')].map(r => r.innerText)"
+        )
+        assert "United Kingdom" in countries[0] and "United States" in countries[1]
+        await page.click("#panel-countries .row:nth-child(2)")
+        await page.wait_for("document.querySelectorAll('.chip').length === 1")
+        assert "filters=visit:country==US" in await page.evaluate("location.search")
+        await page.wait_for(f"JSON.stringify({labels}) === JSON.stringify(['/pricing'])")
+        await page.screenshot(run_dir / "dashboard-country.png")
+
+        axis = "[...document.querySelectorAll('#chart text')].map(t => t.textContent).join('|')"
+        before = await page.evaluate(axis)
+        await page.evaluate(
+            "const p = document.getElementById('period'); p.value = '12mo';"
+            " p.dispatchEvent(new Event('change'))"
+        )
+        await page.wait_for(f"{axis} !== {before!r}")
+        assert "period=12mo" in await page.evaluate("location.search")
