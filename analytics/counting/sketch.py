@@ -164,27 +164,40 @@ class Union:
             return
         kind = data[:1]
         if kind == b"E":
-            self._parts.append(np.frombuffer(data, dtype=np.uint64, offset=1))
+            members = np.frombuffer(data, dtype=np.uint64, offset=1)
+            if self._registers is not None:
+                _fill(self._registers, members)  # past the limit: no need to deduplicate
+                return
+            self._parts.append(members)
+            if sum(len(p) for p in self._parts) > EXACT_LIMIT:
+                self._compact()
         elif kind == b"H":
             registers = np.frombuffer(data, dtype=np.uint8, offset=1)
             if self._registers is None:
                 self._registers = registers.copy()
+                self._flush()
             else:
                 np.maximum(self._registers, registers, out=self._registers)
         else:
             raise ValueError(f"unknown sketch kind {kind!r}")
 
-    def cardinality(self) -> int:
-        members = np.unique(np.concatenate(self._parts)) if self._parts else None
-        if self._registers is None:
-            if members is None:
-                return 0
-            if len(members) <= EXACT_LIMIT:
-                return len(members)
+    def _compact(self) -> None:
+        """Deduplicate the exact parts; past the limit, turn them into registers."""
+        members = np.unique(np.concatenate(self._parts))
+        self._parts = [members]
+        if len(members) > EXACT_LIMIT:
             self._registers = np.zeros(REGISTERS, dtype=np.uint8)
-        if members is not None:
-            _fill(self._registers, members)
-            self._parts = []
+            self._flush()
+
+    def _flush(self) -> None:
+        assert self._registers is not None
+        for part in self._parts:
+            _fill(self._registers, part)
+        self._parts = []
+
+    def cardinality(self) -> int:
+        if self._registers is None:
+            return len(np.unique(np.concatenate(self._parts))) if self._parts else 0
         return _estimate(self._registers)
 
 
