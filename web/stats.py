@@ -1,6 +1,6 @@
 """The stats API (SPEC §10): ``/api/stats/aggregate|timeseries|breakdown|realtime/visitors/``.
 
-Private key only. Each handler parses its query through ``analytics.stats`` (a bad
+Private key or share link only. Each handler parses its query through ``analytics.stats`` (a bad
 parameter is a 400 naming it) and answers ``{"results": …}`` in the project's time zone.
 """
 
@@ -50,8 +50,8 @@ def _check_known(request: web.Request, allowed: frozenset[str]) -> None:
 async def _common(
     request: web.Request, allowed: frozenset[str]
 ) -> tuple[str, DateRange, list[Filter]]:
-    _check_known(request, allowed)
     project_id = await stats_project_id(request)
+    _check_known(request, allowed)
     async with request.app[PG_POOL].acquire() as conn:
         zone = ZoneInfo(await stats.project_timezone(conn, project_id))
     span = parse_range(query_text(request, "period"), query_text(request, "date"), zone)
@@ -223,8 +223,8 @@ async def breakdown(request: web.Request) -> web.Response:
 
 async def realtime_visitors(request: web.Request) -> web.Response:
     """Distinct visitors of the last 5 minutes, from the workers' live tables."""
-    _check_known(request, frozenset())
     project_id = await stats_project_id(request)
+    _check_known(request, frozenset())
     figures = await live_figures(request, project_id)
     return json_response({"results": figures["visitors_5_minutes"]})
 
