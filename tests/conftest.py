@@ -120,7 +120,14 @@ def worker(settings: Settings, db: asyncpg.Pool, run_dir: Path) -> Iterator[Work
 
 @pytest.fixture(scope="session")
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
+    """One client for the session's tests.
+
+    It drops a kept-alive connection after 5 s idle: the edge closes one after
+    ``http_header_timeout_seconds`` (10 s), and a client that reuses a connection the
+    server is closing gets a reset (a test that waits between requests hit it).
+    """
+    connector = aiohttp.TCPConnector(keepalive_timeout=5)
+    async with aiohttp.ClientSession(connector=connector) as session:
         yield session
 
 
