@@ -161,6 +161,26 @@ def _rollup_spans(
     return first_day, last_day, [(start, first_at), (last_at, end)]
 
 
+def _rollup_union(columns: str, only: str = "") -> str:
+    """The rollup rows of $1 project, $2 dimension over [start, end): whole UTC days from
+    ``stats_daily`` ($3, $4), the hours around them from ``stats_hourly`` ($5-$8)."""
+    return f"""
+        SELECT {columns} FROM stats_daily
+        WHERE project_id = $1 AND dimension = $2 AND day >= $3 AND day < $4{only}
+        UNION ALL
+        SELECT {columns} FROM stats_hourly
+        WHERE project_id = $1 AND dimension = $2 AND ((bucket_start >= $5 AND bucket_start < $6)
+           OR (bucket_start >= $7 AND bucket_start < $8)){only}
+        """
+
+
+def _rollup_args(project_id: str, dimension: str, start: datetime, end: datetime) -> list[Any]:
+    """$1-$8 of ``_rollup_union``."""
+    first, last, hours = _rollup_spans(start.astimezone(UTC), end.astimezone(UTC))
+    after = hours[-1] if len(hours) > 1 else (hours[0][1], hours[0][1])
+    return [project_id, dimension, first, last, *hours[0], *after]
+
+
 async def rollup_figures(
     conn: Connection,
     project_id: str,
@@ -168,31 +188,14 @@ async def rollup_figures(
     start: datetime,
     end: datetime,
     values: Sequence[str] | None = None,
-    sketches: bool = True,
 ) -> dict[str, Figures] | None:
     """Per value, the rollups' figures over [start, end); None when it is not whole hours."""
     if not (_hour_aligned(start) and _hour_aligned(end)):
         return None
-    first, last, hours = _rollup_spans(start.astimezone(UTC), end.astimezone(UTC))
-    columns = "value, events, pageviews, " + ("visitors_sketch" if sketches else "NULL::bytea")
     only = "" if values is None else " AND value = ANY($9::text[])"
     rows = await conn.fetch(
-        f"""
-        SELECT {columns} FROM stats_daily
-        WHERE project_id = $1 AND dimension = $2 AND day >= $3 AND day < $4{only}
-        UNION ALL
-        SELECT {columns} FROM stats_hourly
-        WHERE project_id = $1 AND dimension = $2 AND ((bucket_start >= $5 AND bucket_start < $6)
-           OR (bucket_start >= $7 AND bucket_start < $8)){only}
-        """,
-        project_id,
-        dimension,
-        first,
-        last,
-        hours[0][0],
-        hours[0][1],
-        hours[-1][0] if len(hours) > 1 else hours[0][1],
-        hours[-1][1] if len(hours) > 1 else hours[0][1],
+        _rollup_union("value, events, pageviews, visitors_sketch", only),
+        *_rollup_args(project_id, dimension, start, end),
         *([list(values)] if values is not None else []),
     )
     out: dict[str, Figures] = {}
@@ -365,28 +368,12 @@ async def _rollup_breakdown(
     """
     if not (_hour_aligned(start) and _hour_aligned(end)):
         return None
-    first, last, hours = _rollup_spans(start.astimezone(UTC), end.astimezone(UTC))
     rank = {"visitors": "sum(visitors)", "pageviews": "sum(pageviews)"}.get(order_by, "sum(events)")
+    union = _rollup_union("value, events, pageviews, visitors")
     rows = await conn.fetch(
-        f"""
-        SELECT value FROM (
-            SELECT value, events, pageviews, visitors FROM stats_daily WHERE project_id = $1
-              AND dimension = $2 AND day >= $3 AND day < $4
-            UNION ALL
-            SELECT value, events, pageviews, visitors FROM stats_hourly
-            WHERE project_id = $1 AND dimension = $2
-              AND ((bucket_start >= $5 AND bucket_start < $6)
-                OR (bucket_start >= $7 AND bucket_start < $8))
-        ) r GROUP BY value ORDER BY {rank} DESC, value COLLATE "C" LIMIT $9 OFFSET $10
-        """,
-        project_id,
-        dimension,
-        first,
-        last,
-        hours[0][0],
-        hours[0][1],
-        hours[-1][0] if len(hours) > 1 else hours[0][1],
-        hours[-1][1] if len(hours) > 1 else hours[0][1],
+        f"""SELECT value FROM ({union}) r GROUP BY value
+            ORDER BY {rank} DESC, value COLLATE "C" LIMIT $9 OFFSET $10""",
+        *_rollup_args(project_id, dimension, start, end),
         limit,
         offset,
     )
