@@ -13,7 +13,7 @@ same lock, in the same transaction, from the same new rows.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +21,12 @@ import orjson
 
 from analytics.counting.rollup import GRAINS, AggKey, DayDelta, Delta, Rollup
 from analytics.counting.sketch import changed_bytes, merged
-from analytics.counting.web_stats import WebFold
+from analytics.counting.web_stats import StatsFold
 from analytics.events.models import EventRow
 from analytics.events.times import from_us
 from analytics.storage.web_stats import (
     RAW_COLUMNS,
-    apply_web,
+    apply_stats_fold,
     delete_stats,
     raw_pair,
     rebuild_visits,
@@ -89,7 +89,7 @@ ON CONFLICT (project_id, day) DO UPDATE SET
 """
 
 
-async def lock_projects(conn: Connection, projects: Sequence[str]) -> None:
+async def lock_projects(conn: Connection, projects: Iterable[str]) -> None:
     """Transaction-scoped lock per project, taken in a fixed order (no deadlocks)."""
     for project_id in sorted(projects):
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", project_id)
@@ -176,23 +176,20 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
 
 
 async def apply_rollup(
-    conn: Connection, rollup: Rollup, web: WebFold | None = None
+    conn: Connection, rollup: Rollup, stats: StatsFold | None = None
 ) -> dict[str, int]:
-    """Add a batch's deltas to every aggregate table, and its visits and stats rollups
-    (``web``, folded from the same new rows) when given; call inside the sink's transaction."""
+    """Add a batch's deltas to every aggregate table, and its stats rollups (``stats``,
+    folded from the same new rows) when given. Call inside the batch's transaction, under
+    ``lock_projects`` of every project in it."""
     written: dict[str, int] = {}
-    projects = rollup.projects | (web.projects if web is not None else set())
-    if not projects:
-        return written
-    await lock_projects(conn, sorted(projects))
     for table in GRAINS:
         deltas = rollup.grains[table]
         if deltas:
             written[table] = await _apply_grain(conn, table, deltas)
     if rollup.days:
         written["project_daily_summary"] = await _apply_days(conn, rollup.days)
-    if web is not None:
-        written.update(await apply_web(conn, web))
+    if stats is not None:
+        written.update(await apply_stats_fold(conn, stats))
     return written
 
 
@@ -246,25 +243,27 @@ async def rebuild_day(conn: Connection, project_id: str, day: date) -> int:
         )
         await delete_stats(conn, project_id, start, end)
         rollup = Rollup()
-        web = WebFold()
+        stats = StatsFold()
         total = 0
         cursor = conn.cursor(_RAW_FOR_DAY, project_id, start, end, prefetch=5000)
         chunk: list[tuple[EventRow, tuple[Any, ...]]] = []
         async for record in cursor:
             chunk.append(raw_pair(record))
             if len(chunk) >= 5000:
-                total += _fold_day(rollup, web, chunk)
+                total += _fold_day(rollup, stats, chunk)
                 chunk = []
-        total += _fold_day(rollup, web, chunk)
+        total += _fold_day(rollup, stats, chunk)
         if total:
-            await apply_rollup(conn, rollup, web)
+            await apply_rollup(conn, rollup, stats)
         await rebuild_visits(conn, project_id, start, end)
     return total
 
 
-def _fold_day(rollup: Rollup, web: WebFold, chunk: list[tuple[EventRow, tuple[Any, ...]]]) -> int:
+def _fold_day(
+    rollup: Rollup, stats: StatsFold, chunk: list[tuple[EventRow, tuple[Any, ...]]]
+) -> int:
     rollup.add(row for row, _ in chunk)
-    web.add_stats(chunk)
+    stats.add(chunk)
     return len(chunk)
 
 

@@ -26,13 +26,14 @@ if TYPE_CHECKING:
 import asyncpg
 
 from analytics.counting.rollup import Rollup
-from analytics.counting.web_stats import WebFold
+from analytics.counting.web_stats import StatsFold
 from analytics.enrich.enricher import COLUMNS as ENRICHED
 from analytics.enrich.enricher import Enricher, StoredFields
 from analytics.enrich.geo import ip_prefix
 from analytics.events.models import EventRow
 from analytics.events.times import from_us
-from analytics.storage.aggregates import apply_rollup
+from analytics.storage.aggregates import apply_rollup, lock_projects
+from analytics.storage.web_stats import visits_upsert
 
 _COLUMNS = (
     "event_id",
@@ -79,24 +80,35 @@ CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
 ) ON COMMIT DELETE ROWS
 """
 
-_INSERT_NEW = f"""
+_FRESH = f"""
 WITH fresh AS (
     INSERT INTO event_ids (project_id, event_id, "timestamp")
     SELECT project_id, event_id, {_US_TO_TS.format("ts_us")} FROM {_STAGING}
     ON CONFLICT DO NOTHING
     RETURNING project_id, event_id
+), new AS (
+    SELECT s.*, {_US_TO_TS.format("s.ts_us")} AS ts
+    FROM {_STAGING} s JOIN fresh USING (project_id, event_id)
+), stored AS (
+    INSERT INTO events ({", ".join(f'"{c}"' for c in _COLUMNS)})
+    SELECT s.event_id, s.project_id, s.event_source_id, s.user_id, s.session_id, s.event_name,
+           s.properties::jsonb, s.ts, s.sample_rate, {_US_TO_TS.format("s.received_us")},
+           -- the project's ip_address_storage; the country was found from the whole address
+           CASE COALESCE(p.settings ->> 'ip_address_storage', 'full')
+               WHEN 'none' THEN NULL WHEN 'truncated' THEN s.ip_prefix ELSE s.ip_address END,
+           s.user_agent, {", ".join(f"s.{c}" for c in ENRICHED)}
+    FROM new s LEFT JOIN projects p ON p.id = s.project_id
+)"""
+
+# The raw rows only: which were new.
+_INSERT_NEW = f"{_FRESH}\nSELECT project_id, event_id, 0 FROM new"
+
+# The raw rows and their visits, in one statement: which were new, and the visits written.
+_INSERT_NEW_AND_VISITS = f"""{_FRESH}, visited AS (
+{visits_upsert("new")}
+RETURNING 1
 )
-INSERT INTO events ({", ".join(f'"{c}"' for c in _COLUMNS)})
-SELECT s.event_id, s.project_id, s.event_source_id, s.user_id, s.session_id, s.event_name,
-       s.properties::jsonb, {_US_TO_TS.format("s.ts_us")}, s.sample_rate,
-       {_US_TO_TS.format("s.received_us")},
-       -- the project's ip_address_storage; the country was found from the whole address
-       CASE COALESCE(p.settings ->> 'ip_address_storage', 'full')
-           WHEN 'none' THEN NULL WHEN 'truncated' THEN s.ip_prefix ELSE s.ip_address END,
-       s.user_agent, {", ".join(f"s.{c}" for c in ENRICHED)}
-FROM {_STAGING} s JOIN fresh USING (project_id, event_id)
-LEFT JOIN projects p ON p.id = s.project_id
-RETURNING project_id, event_id
+SELECT project_id, event_id, (SELECT count(*) FROM visited) FROM new
 """
 
 
@@ -206,16 +218,21 @@ async def _write(
 ) -> tuple[list[EventRow], dict[str, int]]:
     written: dict[str, int] = {}
     async with conn.transaction():
+        if aggregate:
+            # First: the visits are written by the insert statement itself.
+            await lock_projects(conn, {r.project_id for r in batch})
         await conn.execute(_CREATE_STAGING)
         await conn.copy_records_to_table(_STAGING, records=records, columns=_STAGING_COLUMNS)
-        fresh_ids = {(r["project_id"], r["event_id"]) for r in await conn.fetch(_INSERT_NEW)}
+        stored = await conn.fetch(_INSERT_NEW_AND_VISITS if aggregate else _INSERT_NEW)
+        fresh_ids = {(r[0], r[1]) for r in stored}
         fresh_at = [i for i, r in enumerate(batch) if (r.project_id, r.event_id) in fresh_ids]
         fresh = [batch[i] for i in fresh_at]
         if aggregate and fresh:
+            written["visits"] = stored[0][2]
             rollup = Rollup()
             rollup.add(fresh)
-            # Visits and stats need the enriched columns: the staged records hold them.
-            web = WebFold()
-            web.add(fresh, [records[i][_ENRICHED_AT:] for i in fresh_at])
-            written = await apply_rollup(conn, rollup, web)
+            # The stats need the enriched columns: the staged records hold them.
+            stats = StatsFold()
+            stats.add((batch[i], records[i][_ENRICHED_AT:]) for i in fresh_at)
+            written.update(await apply_rollup(conn, rollup, stats))
     return fresh, written

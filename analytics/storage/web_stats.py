@@ -2,11 +2,13 @@
 
 Same rule as the agg_* tables (``analytics.storage.aggregates``, which calls this under
 its per-project lock): only events the ``event_ids`` ledger accepted as new in this
-transaction are folded in, so a replay adds nothing. Every visit column is a commutative
-merge, written by one upsert per batch without reading the row first: the least or
-greatest ``(timestamp, event_id)`` wins (event_id compared ``COLLATE "C"``, as Python
-compares ``str``), counts are added. Stats rows add their counts and merge their visitor
-sketch like agg_* do (read under ``FOR UPDATE``, merge in Python, write back).
+transaction are folded in, so a replay adds nothing. Visits are folded by PostgreSQL
+from those rows (``visits_upsert``, a part of the sink's insert statement) and merged into
+the stored row without reading it first: every column is a commutative merge, the least
+or greatest ``(timestamp, event_id)`` wins (event_id compared ``COLLATE "C"``, code point
+order), counts are added, so any split and order of a visit's events gives the same row.
+Stats rows add their counts and merge their visitor sketch like agg_* do (read under
+``FOR UPDATE``, merge in Python, write back).
 """
 
 from __future__ import annotations
@@ -17,12 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from analytics.counting.sketch import changed_bytes, merged
 from analytics.counting.web_stats import (
+    PAGE_VIEW,
     VISIT_SOURCE_COLUMNS,
     StatsDelta,
+    StatsFold,
     StatsKey,
-    Visit,
-    VisitKey,
-    WebFold,
 )
 from analytics.enrich.enricher import COLUMNS
 from analytics.events.models import EventRow
@@ -57,18 +58,42 @@ def _pick(condition: str, columns: Sequence[str]) -> str:
     )
 
 
-_UPSERT_VISITS = f"""
+_KEY = "project_id, session_id"
+_KEEP = "is_bot IS NOT TRUE AND session_id IS NOT NULL"
+_PAGE = f"event_name = '{PAGE_VIEW}'"
+_EARLIEST = 'ts, event_id COLLATE "C"'
+_LATEST = 'ts DESC, event_id COLLATE "C" DESC'
+
+
+def visits_upsert(relation: str) -> str:
+    """The statement that folds the events in ``relation`` into ``visits``, one row per
+    session, and merges each into the stored row.
+
+    ``relation`` (a table or a CTE of the same statement) has the project, session, user,
+    event id, event name, ``is_bot``, ``pathname`` and ``VISIT_SOURCE_COLUMNS`` of events,
+    and ``ts``, their timestamp. Bots and events without a session are left out.
+    """
+    sources = ", ".join(f"f.{c}" for c in VISIT_SOURCE_COLUMNS)
+    return f"""
 INSERT INTO visits AS v (project_id, session_id, user_id, started_at, first_event_id, ended_at,
     entry_page, entry_at, entry_event_id, exit_page, exit_at, exit_event_id, pageviews, events,
     {", ".join(VISIT_SOURCE_COLUMNS)})
-SELECT p, s, u, {_TS.format("st")}, fid, {_TS.format("en")}, enp, {_TS.format("ena")}, eni,
-       exp, {_TS.format("exa")}, exi, pv, ev, {", ".join(f"c{i}" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))}
-FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::text[], $6::bigint[],
-    $7::text[], $8::bigint[], $9::text[], $10::text[], $11::bigint[], $12::text[],
-    $13::bigint[], $14::bigint[],
-    {", ".join(f"${i + 15}::text[]" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))})
-    AS k(p, s, u, st, fid, en, enp, ena, eni, exp, exa, exi, pv, ev,
-         {", ".join(f"c{i}" for i, _ in enumerate(VISIT_SOURCE_COLUMNS))})
+SELECT f.project_id, f.session_id, f.user_id, f.ts, f.event_id, c.ended_at,
+       en.pathname, en.ts, en.event_id, ex.pathname, ex.ts, ex.event_id, c.pageviews, c.events,
+       {sources}
+FROM (SELECT DISTINCT ON ({_KEY}) * FROM {relation} WHERE {_KEEP}
+      ORDER BY {_KEY}, {_EARLIEST}) f
+JOIN (SELECT {_KEY}, max(ts) AS ended_at, count(*) FILTER (WHERE {_PAGE}) AS pageviews,
+             count(*) AS events
+      FROM {relation} WHERE {_KEEP} GROUP BY {_KEY}) c USING (project_id, session_id)
+LEFT JOIN (SELECT DISTINCT ON ({_KEY}) {_KEY}, pathname, ts, event_id FROM {relation}
+           WHERE {_KEEP} AND {_PAGE} ORDER BY {_KEY}, {_EARLIEST}) en
+       USING (project_id, session_id)
+LEFT JOIN (SELECT DISTINCT ON ({_KEY}) {_KEY}, pathname, ts, event_id FROM {relation}
+           WHERE {_KEEP} AND {_PAGE} ORDER BY {_KEY}, {_LATEST}) ex
+       USING (project_id, session_id)
+-- a fixed row order: fewer lock waits between overlapping writers
+ORDER BY f.project_id, f.session_id
 ON CONFLICT (project_id, session_id) DO UPDATE SET
     {_pick(_BEFORE_FIRST, (*_FIRST, "started_at", "first_event_id"))},
     ended_at = GREATEST(v.ended_at, EXCLUDED.ended_at),
@@ -76,7 +101,8 @@ ON CONFLICT (project_id, session_id) DO UPDATE SET
     {_pick(_AFTER_EXIT, ("exit_page", "exit_at", "exit_event_id"))},
     pageviews = v.pageviews + EXCLUDED.pageviews,
     events = v.events + EXCLUDED.events
-"""  # noqa: E501
+"""
+
 
 # Per table: the bucket column and the µs -> bucket expression (UTC).
 _BUCKETS = {
@@ -106,37 +132,6 @@ ON CONFLICT (project_id, dimension, {column}, value) DO UPDATE SET
     visitors_sketch = COALESCE(EXCLUDED.visitors_sketch, a.visitors_sketch),
     updated_at = now()
 """
-
-
-async def apply_visits(conn: Connection, visits: dict[VisitKey, Visit]) -> int:
-    """Merge a batch's visits into ``visits`` with one upsert; returns the rows written."""
-    if not visits:
-        return 0
-    keys = sorted(visits)  # a fixed row order: fewer lock waits between overlapping writers
-    rows = [
-        (
-            key[0],
-            key[1],
-            visit.first_user,
-            visit.first_ts,
-            visit.first_id,
-            visit.ended_ts,
-            visit.entry_page,
-            visit.entry_ts,
-            visit.entry_id,
-            visit.exit_page,
-            visit.exit_ts,
-            visit.exit_id,
-            visit.pageviews,
-            visit.events,
-            *visit.sources(),
-        )
-        for key in keys
-        for visit in (visits[key],)
-    ]
-    columns = [list(column) for column in zip(*rows, strict=True)]
-    await conn.execute(_UPSERT_VISITS, *columns)
-    return len(keys)
 
 
 async def apply_stats(conn: Connection, table: str, deltas: dict[StatsKey, StatsDelta]) -> int:
@@ -180,12 +175,10 @@ async def apply_stats(conn: Connection, table: str, deltas: dict[StatsKey, Stats
     return len(keys)
 
 
-async def apply_web(conn: Connection, fold: WebFold) -> dict[str, int]:
-    """Write a batch's visits and stats (call under the projects' lock, in the batch's
+async def apply_stats_fold(conn: Connection, fold: StatsFold) -> dict[str, int]:
+    """Write a batch's stats deltas (call under the projects' lock, in the batch's
     transaction: ``analytics.storage.aggregates.apply_rollup`` does)."""
     written: dict[str, int] = {}
-    if fold.visits:
-        written["visits"] = await apply_visits(conn, fold.visits)
     hourly, daily = fold.stats()
     for table, deltas in (("stats_hourly", hourly), ("stats_daily", daily)):
         if deltas:
@@ -205,10 +198,12 @@ SELECT DISTINCT session_id FROM events
 WHERE project_id = $1 AND "timestamp" >= $2 AND "timestamp" < $3 AND session_id IS NOT NULL
 """
 
-_EVENTS_OF_SESSIONS = f"""
-SELECT {RAW_COLUMNS}
-FROM events e JOIN event_sources s ON s.id = e.event_source_id
-WHERE e.project_id = $1 AND e.session_id = ANY($2::text[])
+_REBUILD_VISITS = f"""
+WITH session_events AS (
+    SELECT *, "timestamp" AS ts FROM events
+    WHERE project_id = $1 AND session_id = ANY($2::text[])
+)
+{visits_upsert("session_events")}
 """
 
 
@@ -247,13 +242,5 @@ async def rebuild_visits(conn: Connection, project_id: str, start: datetime, end
         project_id,
         sessions,
     )
-    fold = WebFold()
-    cursor = conn.cursor(_EVENTS_OF_SESSIONS, project_id, sessions, prefetch=5000)
-    chunk: list[tuple[EventRow, tuple[Any, ...]]] = []
-    async for record in cursor:
-        chunk.append(raw_pair(record))
-        if len(chunk) >= 5000:
-            fold.add_visits(chunk)
-            chunk = []
-    fold.add_visits(chunk)
-    return await apply_visits(conn, fold.visits)
+    status = await conn.execute(_REBUILD_VISITS, project_id, sessions)
+    return int(status.split()[-1])

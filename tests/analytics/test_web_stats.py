@@ -230,6 +230,44 @@ async def test_a_late_event_moves_the_visits_start_and_entry_page(
     assert await everything(db, other) == await everything(db, pid)
 
 
+async def test_a_timestamp_tie_goes_to_the_smaller_event_id_in_code_point_order(
+    db: asyncpg.Pool,
+) -> None:
+    # "B" (0x42) sorts before "a" (0x61) in code point order (COLLATE "C"), not in a
+    # linguistic collation: in one batch, in either order, and across two batches.
+    when = at(DAY1, 8, 0)
+    tied: list[Spec] = [
+        ("a", "st", "u1", "page_view", when, "/lower", None, CHROME),
+        ("B", "st", "u2", "page_view", when, "/upper", None, CHROME),
+    ]
+    for order, batch in ((tied, 0), (tied[::-1], 0), (tied, 1), (tied[::-1], 1)):
+        pid = await new_project(db)
+        await write(db, pid, order, batch=batch)
+        visit = (await visits(db, pid))["st"]
+        got = (visit["first_event_id"], visit["user_id"], visit["entry_page"], visit["exit_page"])
+        assert got == ("B", "u2", "/upper", "/lower"), (order, batch)
+        assert await mismatches(db, pid) == []
+
+
+async def test_a_visit_without_page_views_has_no_entry_or_exit(db: asyncpg.Pool) -> None:
+    pid = await new_project(db)
+    clicks: list[Spec] = [
+        ("c1", "sx", "u1", "click", at(DAY1, 8, 0), None, None, CHROME),
+        ("c2", "sx", "u1", "click", at(DAY1, 8, 5), None, None, CHROME),
+    ]
+    await write(db, pid, clicks)
+    visit = (await visits(db, pid))["sx"]
+    entry_exit = ("entry_page", "entry_at", "entry_event_id", "exit_page", "exit_at")
+    assert [visit[k] for k in entry_exit] == [None] * 5
+    assert (visit["pageviews"], visit["events"]) == (0, 2)
+    assert visit["ended_at"] - visit["started_at"] == timedelta(minutes=5)
+    # A later page view gives it both.
+    await write(db, pid, [("c3", "sx", "u1", "page_view", at(DAY1, 8, 1), "/", None, CHROME)])
+    visit = (await visits(db, pid))["sx"]
+    assert (visit["entry_page"], visit["exit_page"], visit["pageviews"]) == ("/", "/", 1)
+    assert await mismatches(db, pid) == []
+
+
 async def test_rebuild_day_reproduces_the_live_rows(db: asyncpg.Pool, project: NewProject) -> None:
     pid = project.project_id
     await write(db, pid, DATASET, batch=4)

@@ -1,15 +1,14 @@
-"""The per-batch fold of visits and stats rollups (``analytics.counting.web_stats``):
-first/last by (timestamp, event_id), page_view counts, bots and session-less events left
-out of visits, and the stats dimensions per UTC hour and day."""
+"""The per-batch fold of the stats rollups (``analytics.counting.web_stats``): the stats
+dimensions per UTC hour and day, bots left out. (Visits are folded by PostgreSQL:
+tests/analytics/test_web_stats.py.)"""
 
 from __future__ import annotations
 
-import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analytics.counting.sketch import member_hash
-from analytics.counting.web_stats import VISIT_SOURCE_COLUMNS, Visit, WebFold
+from analytics.counting.web_stats import StatsFold
 from analytics.enrich.enricher import Enrichment
 from analytics.events.models import EventRow
 from analytics.events.times import to_us
@@ -39,14 +38,10 @@ def event(
     return row, enriched(**fields)
 
 
-def folded(pairs: list[tuple[EventRow, Enrichment]]) -> WebFold:
-    fold = WebFold()
-    fold.add([p[0] for p in pairs], [p[1] for p in pairs])
+def folded(pairs: list[tuple[EventRow, Enrichment]]) -> StatsFold:
+    fold = StatsFold()
+    fold.add(pairs)
     return fold
-
-
-def snapshot(visit: Visit) -> tuple[Any, ...]:
-    return tuple(getattr(visit, name) for name in sorted(Visit.__slots__)) + visit.sources()
 
 
 def visit_events() -> list[tuple[EventRow, Enrichment]]:
@@ -58,45 +53,6 @@ def visit_events() -> list[tuple[EventRow, Enrichment]]:
         event("b0", 0, page="/robots", is_bot=True),  # a bot: in no visit and no stats
         event("n0", 0.5, session_id=None, page="/nosession"),  # stats only
     ]
-
-
-def test_a_visit_takes_its_first_and_last_events() -> None:
-    fold = folded(visit_events())
-    assert list(fold.visits) == [("p1", "s1")]
-    visit = fold.visits[("p1", "s1")]
-    assert (visit.first_ts, visit.first_id) == (to_us(T0 + timedelta(minutes=1)), "e1")
-    assert visit.ended_ts == to_us(T0 + timedelta(minutes=25))
-    assert (visit.entry_page, visit.entry_id) == ("/pricing", "e2")
-    assert (visit.exit_page, visit.exit_id) == ("/docs", "e4")
-    assert (visit.pageviews, visit.events) == (3, 4)
-    # Where the visit came from: the first event's columns (the custom event here).
-    sources = dict(zip(VISIT_SOURCE_COLUMNS, visit.sources(), strict=True))
-    assert sources["hostname"] == "example.com"
-    assert (sources["referrer_source"], sources["country_code"]) == ("Bing", "FR")
-    assert visit.first_user == "u1"
-
-
-def test_any_order_gives_the_same_visit() -> None:
-    pairs = visit_events()
-    want = snapshot(folded(pairs).visits[("p1", "s1")])
-    rng = random.Random(7)
-    for _ in range(20):
-        rng.shuffle(pairs)
-        assert snapshot(folded(pairs).visits[("p1", "s1")]) == want
-
-
-def test_a_timestamp_tie_goes_to_the_smaller_event_id_in_code_point_order() -> None:
-    # "B" (0x42) sorts before "a" (0x61) in code point order, as COLLATE "C" sorts them.
-    pairs = [event("a", 1, page="/lower"), event("B", 1, page="/upper")]
-    for order in (pairs, pairs[::-1]):
-        visit = folded(order).visits[("p1", "s1")]
-        assert (visit.first_id, visit.entry_page, visit.exit_page) == ("B", "/upper", "/lower")
-
-
-def test_a_visit_without_page_views_has_no_entry_or_exit() -> None:
-    visit = folded([event("c1", 0, "click"), event("c2", 5, "click")]).visits[("p1", "s1")]
-    assert (visit.entry_page, visit.entry_ts, visit.exit_page, visit.exit_ts) == (None,) * 4
-    assert (visit.pageviews, visit.events) == (0, 2)
 
 
 def test_stats_per_dimension_hour_and_day() -> None:
