@@ -5,7 +5,7 @@ ledger accepted as new in the same transaction, so a replayed batch, a Kafka
 duplicate or a redelivery after a rebalance adds nothing, and a crash before
 commit leaves neither the rows nor their counts. Counts are added
 (``count = count + delta``); sketches are read under a row lock, merged and
-written back. A per-project advisory lock serialises writers of one project
+written back when they changed. A per-project advisory lock serialises writers of one project
 (two workers during a rebalance, or ``aggregate-events`` rebuilding a range).
 Visits and the stats rollups (``analytics.storage.web_stats``) are written under the
 same lock, in the same transaction, from the same new rows.
@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from analytics.counting.rollup import GRAINS, AggKey, DayDelta, Delta, Rollup
-from analytics.counting.sketch import changed_bytes, merged
+from analytics.counting.sketch import merge_stored
 from analytics.counting.web_stats import StatsFold
 from analytics.events.models import EventRow
 from analytics.events.times import from_us
@@ -83,8 +83,9 @@ ON CONFLICT (project_id, day) DO UPDATE SET
     top_events = EXCLUDED.top_events,
     sources = EXCLUDED.sources,
     event_counts = EXCLUDED.event_counts,
-    users_sketch = EXCLUDED.users_sketch,
-    sessions_sketch = EXCLUDED.sessions_sketch,
+    -- NULL means "no new member": keep the stored sketch rather than rewrite it.
+    users_sketch = COALESCE(EXCLUDED.users_sketch, d.users_sketch),
+    sessions_sketch = COALESCE(EXCLUDED.sessions_sketch, d.sessions_sketch),
     updated_at = now()
 """
 
@@ -112,14 +113,14 @@ async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]
     for key, when in zip(keys, times, strict=True):
         delta = deltas[key]
         old_users, old_sessions = stored.get((key[0], key[1], key[2], when), (None, None))
-        user_sketch = merged(old_users, delta.users)
-        session_sketch = merged(old_sessions, delta.sessions)
+        user_sketch, user_count = merge_stored(old_users, delta.users)
+        session_sketch, session_count = merge_stored(old_sessions, delta.sessions)
         counts.append(delta.count)
         estimates.append(delta.estimated)
-        users.append(user_sketch.cardinality())
-        sessions.append(session_sketch.cardinality())
-        user_bytes.append(changed_bytes(old_users, user_sketch))
-        session_bytes.append(changed_bytes(old_sessions, session_sketch))
+        users.append(user_count)
+        sessions.append(session_count)
+        user_bytes.append(user_sketch)
+        session_bytes.append(session_sketch)
     await conn.execute(
         _UPSERT.format(table=table),
         *columns,
@@ -153,20 +154,22 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
             names[name] = names.get(name, 0) + n
         for name, n in delta.sources.items():
             sources[name] = sources.get(name, 0) + n
-        user_sketch = merged(old["users_sketch"] if old else None, delta.users)
-        session_sketch = merged(old["sessions_sketch"] if old else None, delta.sessions)
+        user_sketch, user_count = merge_stored(old["users_sketch"] if old else None, delta.users)
+        session_sketch, session_count = merge_stored(
+            old["sessions_sketch"] if old else None, delta.sessions
+        )
         for column, value in zip(
             rows,
             (
                 delta.count,
                 delta.estimated,
-                user_sketch.cardinality(),
-                session_sketch.cardinality(),
+                user_count,
+                session_count,
                 orjson.dumps(_top(names)).decode(),
                 orjson.dumps(sources).decode(),
                 orjson.dumps(names).decode(),
-                user_sketch.to_bytes(canonical=False),
-                session_sketch.to_bytes(canonical=False),
+                user_sketch,
+                session_sketch,
             ),
             strict=True,
         ):

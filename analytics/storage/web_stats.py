@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from analytics.counting.sketch import changed_bytes, merged
+from analytics.counting.sketch import merge_stored
 from analytics.counting.web_stats import (
     PAGE_VIEW,
     VISIT_SOURCE_COLUMNS,
@@ -159,11 +159,11 @@ async def apply_stats(conn: Connection, table: str, deltas: dict[StatsKey, Stats
     for index, key in enumerate(keys):
         delta = deltas[key]
         old = stored.get(index)
-        sketch = merged(old, delta.visitors)
+        sketch, count = merge_stored(old, delta.visitors)
         events.append(delta.events)
         pageviews.append(delta.pageviews)
-        visitors.append(sketch.cardinality())
-        sketches.append(changed_bytes(old, sketch))
+        visitors.append(count)
+        sketches.append(sketch)
     await conn.execute(
         _UPSERT_STATS.format(table=table, column=column, bucket=bucket),
         *key_columns,

@@ -11,8 +11,8 @@ from analytics.counting.sketch import (
     STANDARD_ERROR,
     Sketch,
     Union,
-    changed_bytes,
     member_hash,
+    merge_stored,
 )
 
 
@@ -143,7 +143,7 @@ def test_member_hash_is_a_stable_64_bit_number() -> None:
     assert all(0 <= member_hash(f"h{i}") < 2**64 for i in range(1000))
 
 
-def test_unordered_form_reads_back_the_same_and_is_not_a_change() -> None:
+def test_merging_into_a_stored_sketch_reports_only_changes() -> None:
     sketch = Sketch()
     sketch.add_many([5, 3, 9, 1])
     unordered = sketch.to_bytes(canonical=False)
@@ -151,19 +151,52 @@ def test_unordered_form_reads_back_the_same_and_is_not_a_change() -> None:
         n.to_bytes(8, "little") for n in (1, 3, 5, 9)
     )
     assert Sketch.from_bytes(unordered).to_bytes() == sketch.to_bytes()
-    # The same members again: nothing to rewrite; one new member: the new bytes.
-    again = Sketch.from_bytes(unordered)
-    again.add_many([9, 1])
-    assert changed_bytes(unordered, again) is None
-    again.add_many([7])
-    assert changed_bytes(unordered, again) == again.to_bytes(canonical=False)
+    # The same members again: nothing to rewrite; one new member: the new (sorted) bytes.
+    assert merge_stored(unordered, {9, 1}) == (None, 4)
+    data, count = merge_stored(unordered, {7, 1})
+    assert count == 5 and data == Sketch.from_bytes(b"E" + b"".join(
+        n.to_bytes(8, "little") for n in (1, 3, 5, 7, 9))).to_bytes()  # fmt: skip
+    # Nothing stored yet: always bytes, even for no member.
+    assert merge_stored(None, set()) == (b"E", 0)
     # A HyperLogLog is rewritten only when a register moved.
     hll = Sketch()
     hll.add_many(member_hash(f"h{i}") for i in range(EXACT_LIMIT + 1))
     stored = hll.to_bytes()
-    hll.add_many([member_hash("h1")])
-    assert changed_bytes(stored, hll) is None
-    assert changed_bytes(None, hll) == stored
+    assert merge_stored(stored, {member_hash("h1")}) == (None, hll.cardinality())
+    assert merge_stored(None, [member_hash(f"h{i}") for i in range(EXACT_LIMIT + 1)]) == (
+        stored,
+        hll.cardinality(),
+    )
+
+
+def test_merging_into_a_stored_sketch_equals_the_sketch_merge() -> None:
+    rng = random.Random(5)
+    pool = [rng.getrandbits(64) for _ in range(30_000)]
+    cases = [
+        (None, pool[:10]),
+        (pool[:10], pool[5:20]),
+        (pool[:6_000], pool[4_000:10_000]),  # exactly the limit
+        (pool[:6_000], pool[4_000:10_001]),  # one past it
+        (pool[:20_000], pool[15_000:30_000]),  # a HyperLogLog gaining members
+        (pool[:20_000], pool[:100]),  # a HyperLogLog gaining nothing
+        (pool[:3], []),
+        ([], pool[:5]),  # an empty stored set
+        ([], []),
+    ]
+    for before, added in cases:
+        old = None
+        if before is not None:
+            start = Sketch()
+            start.add_many(before)
+            old = start.to_bytes(canonical=False)
+        want = Sketch.from_bytes(old)
+        want.add_many(added)
+        data, count = merge_stored(old, set(added))
+        assert count == want.cardinality()
+        assert Sketch.from_bytes(data or old).to_bytes() == want.to_bytes()
+        assert (data is None) == (
+            old is not None and Sketch.from_bytes(old).to_bytes() == want.to_bytes()
+        )
 
 
 def test_a_union_of_stored_sketches_counts_as_merging_them() -> None:
