@@ -138,8 +138,14 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
         # The sink's own pool: every lock it takes is transaction-scoped and it sets nothing
         # on the session, so a connection going back needs no RESET round trip (asyncpg
         # still rolls back one left in a transaction).
+        # Sorts and the statement's intermediate rows of a 25,000-event batch fit in memory
+        # with these (the defaults, 4 MB and 8 MB, spilled them to temporary files).
         pool = await asyncpg.create_pool(
-            settings.database_url, min_size=1, max_size=4, reset=_no_reset
+            settings.database_url,
+            min_size=1,
+            max_size=4,
+            reset=_no_reset,
+            server_settings={"work_mem": "64MB", "temp_buffers": "64MB"},
         )
         partitions = PartitionCache()
         enricher = Enricher(settings.geoip_database)

@@ -146,8 +146,8 @@ def copy_records(
             r.ip_address,
             r.user_agent,
             ip_prefix(r.ip_address),
+            *extra,
         )
-        + extra
         for r, extra in zip(rows, enriched, strict=True)
     ]
 
