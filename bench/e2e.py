@@ -201,6 +201,10 @@ class Search:
     sustainable: float = 0.0
 
 
+# The most 1.5x rises a search makes before it gives up looking for a rate that fails.
+MAX_RISES = 8
+
+
 async def sustainable_rate(
     stack: Stack,
     workdir: Path,
@@ -212,8 +216,10 @@ async def sustainable_rate(
 ) -> Search:
     """Highest offered rate (events/s) at which one edge and one worker keep PG p95 fresh.
 
-    Up by 1.5x while steps hold; once one fails, bisect between the best that held and
-    the lowest that failed. Each step drains its backlog before the next starts.
+    Up by 1.5x while steps hold (however many that takes, at most ``MAX_RISES``: a low
+    first guess must not cap the answer); once one fails, ``steps - 1`` more bisect
+    between the best that held and the lowest that failed. Each step drains its backlog
+    before the next starts.
     """
     settings = stack.settings()
     search = Search()
@@ -221,16 +227,26 @@ async def sustainable_rate(
         worker = start_worker(settings, workdir, "search")
         try:
             rate, low, high = first, 0.0, None
-            for _ in range(steps):
+            first_failure: int | None = None
+            while True:
                 step, project = await load_step(stack, edge, rate, seconds)
                 search.steps.append(step)
                 await drain(stack, project, step.accepted_events, timeout=120)
                 if step.sustainable(pg_p95_max):
                     low = max(low, rate)
-                    rate = rate * 1.5 if high is None else (low + high) / 2
                 else:
                     high = rate if high is None else min(high, rate)
-                    rate = (low + high) / 2 if low else rate / 2
+                    if first_failure is None:
+                        first_failure = len(search.steps) - 1
+                if high is None:
+                    if len(search.steps) > MAX_RISES:
+                        break
+                    rate *= 1.5
+                    continue
+                assert first_failure is not None
+                if len(search.steps) - 1 - first_failure >= max(1, steps - 1):
+                    break
+                rate = (low + high) / 2 if low else high / 2
             search.sustainable = low
         finally:
             worker.stop()
