@@ -24,6 +24,9 @@ run: install
 	$(UV) run --no-sync python -m analytics.dev.devstack
 
 test: install
+	@# The dashboard, tracker and admin tests drive a real Chromium (Debian's package).
+	@command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+		|| echo "chromium is missing and could not be installed: the browser tests will fail"
 	$(UV) run --no-sync pytest -q
 
 # Pure rules only: no PostgreSQL, Redis or broker needed; the loop to run after every edit.
