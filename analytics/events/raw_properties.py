@@ -28,22 +28,46 @@ _LONG_RUN = b"0" * 19
 def kept_text(raw: bytes, max_bytes: int, max_depth: int) -> str | None:
     """``raw`` (a JSON object's text) as the text to store, when provably unchanged by a
     parse and orjson write and within the limits; None when not proven."""
-    if len(raw) > max_bytes or b"\\" in raw:
+    if not _plain(raw):
         return None
-    pieces = raw.split(b'"')
-    outside = b"".join(pieces[0::2])
+    return _within(raw, max_bytes, max_depth)
+
+
+def kept_texts(raws: list[bytes], max_bytes: int, max_depth: int) -> list[str | None]:
+    """``kept_text`` of each object text, the rules on the text outside strings checked
+    once over all of them (a batch's properties are mostly alike)."""
+    if _plain(b",".join(raws)):
+        return [_within(raw, max_bytes, max_depth) for raw in raws]
+    return [kept_text(raw, max_bytes, max_depth) for raw in raws]
+
+
+def _plain(text: bytes) -> bool:
+    """No escape, and outside strings nothing but brackets, separators, integers of at most
+    18 digits other than ``-0``, and the three literals."""
+    if b"\\" in text:
+        return False
+    outside = b"".join(text.split(b'"')[0::2])
     rest = outside.translate(None, _STRUCTURE)
     if rest and rest.replace(b"true", b"").replace(b"false", b"").replace(b"null", b""):
-        return None  # whitespace, a fraction or an exponent
+        return False  # whitespace, a fraction or an exponent
     if b"-0" in outside:
+        return False
+    return len(outside) < len(_LONG_RUN) or _LONG_RUN not in outside.translate(_DIGITS)
+
+
+def _within(raw: bytes, max_bytes: int, max_depth: int) -> str | None:
+    """A plain object's text when within the limits and free of repeated strings."""
+    if len(raw) > max_bytes:
         return None
-    if len(outside) >= len(_LONG_RUN) and _LONG_RUN in outside.translate(_DIGITS):
+    # Nesting deeper than max_depth takes more than 2 * max_depth bytes of brackets; the
+    # count includes any inside strings, which can only make it refuse.
+    if len(raw) > 2 * max_depth + 1 and raw.count(b"{") + raw.count(b"[") > max_depth:
         return None
-    if len(outside) - len(outside.translate(None, b"{[")) > max_depth:
-        return None
-    strings = pieces[1::2]
-    if len(strings) > 1 and len(set(strings)) < len(strings):
-        return None
+    # One colon: at most one key, so none repeated.
+    if raw.count(b":") > 1:
+        strings = raw.split(b'"')[1::2]
+        if len(set(strings)) < len(strings):
+            return None
     try:
         return raw.decode()
     except UnicodeDecodeError:

@@ -21,7 +21,7 @@ import orjson
 
 from analytics.errors import BadRequest
 from analytics.events.models import EventRow
-from analytics.events.raw_properties import kept_text
+from analytics.events.raw_properties import kept_text, kept_texts
 from analytics.events.validation import RequestContext, event_row, properties_text
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
@@ -88,34 +88,39 @@ def decode_batch(raw: bytes, max_bytes: int, max_depth: int) -> DecodedBatch | N
         batch = _DECODER.decode(raw)
     except (msgspec.MsgspecError, ValueError, RecursionError):
         return None
+    raws = [bytes(event.properties) for event in batch.events]
     # A repeated key keeps its last value and msgspec checks no more than the syntax of a
     # raw value it drops: one "properties" member per event that has one proves none
     # was dropped (a repeated "events" list is typed, so fully checked, but for these).
-    kept = sum(1 for event in batch.events if event.properties)
-    if raw.count(_PROPERTIES_KEY) != kept:
+    if raw.count(_PROPERTIES_KEY) != sum(1 for text in raws if text):
         return None
+    objects = [text for text in raws if text[:1] == b"{"]
+    kept = iter(kept_texts(objects, max_bytes, max_depth))
     texts: list[str] = []
-    for event in batch.events:
-        if not event.properties:
-            texts.append("{}")
-            continue
-        text = stored_properties(bytes(event.properties), max_bytes, max_depth)
-        if text is None:
+    for text in raws:
+        if text[:1] == b"{":
+            stored = next(kept) or written_properties(text, max_bytes, max_depth)
+        elif not text or text == b"null":
+            stored = "{}"
+        else:
+            return None  # not an object: properties_invalid
+        if stored is None:
             return None
-        texts.append(text)
+        texts.append(stored)
     return DecodedBatch(batch.events, texts, batch.sent_at, batch.api_key)
 
 
 def stored_properties(raw: bytes, max_bytes: int, max_depth: int) -> str | None:
     """``properties_text`` of the value ``raw`` holds, or None when it would refuse it."""
     if raw[:1] == b"{":
-        text = kept_text(raw, max_bytes, max_depth)
-        if text is not None:
-            return text
-    elif raw != b"null":
-        return None  # not an object: properties_invalid
+        return kept_text(raw, max_bytes, max_depth) or written_properties(raw, max_bytes, max_depth)
+    return "{}" if raw == b"null" else None
+
+
+def written_properties(raw: bytes, max_bytes: int, max_depth: int) -> str | None:
+    """An object's text parsed and written by ``properties_text``; None when it refuses."""
     if _LONG_RUN in raw.translate(_DIGITS):
-        return None
+        return None  # orjson may read a long integer inexactly
     try:
         return properties_text(orjson.loads(raw), max_bytes, max_depth)
     except (orjson.JSONDecodeError, BadRequest):
