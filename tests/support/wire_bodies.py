@@ -132,6 +132,11 @@ def leaf(rng: random.Random) -> Any:
             Text('"\\/"'),
             Text('"\\u00e9"'),
             Text('"\\u0000"'),
+            Text('"\\ud83d\\u00e9"'),
+            Text('"\\ude00"'),
+            Text('"\\ud83dx"'),
+            Text('"\\ud83d\\uDE00"'),
+            Text('"\\ufffe"'),
             Text("123456789012345678"),
             Text("1234567890123456789"),
         ]
