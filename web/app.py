@@ -27,6 +27,7 @@ from web import (
     export,
     fleet,
     health,
+    heap,
     ingest,
     openapi,
     pages,
@@ -144,6 +145,7 @@ async def serve_edge(settings: Settings) -> None:
         return
     runner = edge_runner(settings, access_log=None, shutdown_timeout=10)
     await runner.setup()
+    heap.settle()  # startup's objects are made: no collection walks them again
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

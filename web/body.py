@@ -45,6 +45,11 @@ _LONG_NUMBER = re.compile(rb"[\[:,]\s*-?[0-9]{19}")
 
 async def read_json(request: web.Request, limit: int) -> Any:
     """The parsed JSON body, at most ``limit`` bytes once decompressed."""
+    return parse_json(await read_body(request, limit))
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The body's bytes, not empty, at most ``limit`` once decompressed; not yet parsed."""
     if request.content_type not in JSON_TYPES and not request.content_type.endswith("+json"):
         raise UnsupportedMediaType(
             f"content type {request.content_type!r} is not accepted; send application/json",
@@ -68,7 +73,7 @@ async def read_json(request: web.Request, limit: int) -> Any:
         raw = await _read_in_time(request, limit, encoding)
     if not raw:
         raise BadRequest("the request body is empty", code="invalid_json", field="body")
-    return parse_json(raw)
+    return raw
 
 
 def compressed_encoding(encoding: str) -> bool:

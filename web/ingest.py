@@ -21,6 +21,7 @@ from analytics.errors import AnalyticsError, BadRequest, Forbidden, PayloadTooLa
 from analytics.events.anonymous_ids import anonymous_user_id
 from analytics.events.models import EventRow
 from analytics.events.validation import RequestContext, parse_time, validate_event
+from analytics.events.wire import DecodedBatch, batch_rows, decode_batch
 from analytics.projects.api_keys import KeyKind, bearer
 from analytics.projects.limits import Limit, request_limits
 from analytics.projects.policy import Policy, ProjectSettings, resolve
@@ -28,7 +29,7 @@ from analytics.projects.sampling import decide
 from analytics.storage.projects import KeyRecord
 from web.app_keys import BUFFER, KEY_CACHE, SETTINGS, SOURCE_CACHE, TRUSTED_PROXIES
 from web.audit import AUDIT
-from web.body import read_json
+from web.body import parse_json, read_body
 from web.client import Network, client_ip, parse_networks
 from web.middleware import json_response, measured
 
@@ -38,12 +39,11 @@ COOKIE_NAME = "sa_uid"
 COOKIE_MAX_AGE = 2 * 365 * 86_400
 
 
-async def _authenticate(request: web.Request, body: Any) -> KeyRecord:
+async def _authenticate(request: web.Request, key_in_body: Any) -> KeyRecord:
     """Public key from the Authorization header, or ``api_key`` in the body (sendBeacon)."""
     key = bearer(request.headers.get("Authorization"))
-    if key is None and isinstance(body, dict):
-        candidate = body.get("api_key")
-        key = candidate if isinstance(candidate, str) else None
+    if key is None:
+        key = key_in_body if isinstance(key_in_body, str) else None
     return await request.app[KEY_CACHE].authenticate(key, KeyKind.PUBLIC)
 
 
@@ -208,10 +208,39 @@ async def ingest_events(
     correct by ``sent_at``, Segment's rule); ``senders[i]``, when given, is the
     IP and User-Agent of event ``i`` instead of the request's.
     """
-    app = request.app
     ctx = _context(request, record, project, browser.user_id, sent_at)
     if skew_threshold_us is not None:
         ctx = replace(ctx, skew_threshold_us=skew_threshold_us)
+    valid, results = _validate(events, ctx, single=single, senders=senders)
+    return await _store(request, record, project, ctx, valid, results)
+
+
+async def _ingest_decoded(
+    request: web.Request,
+    record: KeyRecord,
+    project: ProjectSettings,
+    browser: BrowserCookie,
+    batch: DecodedBatch,
+    raw: bytes,
+) -> tuple[Outcome, list[dict[str, Any]]]:
+    """``ingest_events`` for a batch the fast path decoded; validated anew from ``raw``
+    when an event breaks a rule, so its rejection reads as it always has."""
+    ctx = _context(request, record, project, browser.user_id, batch.sent_at)
+    valid = batch_rows(batch, ctx)
+    results: list[dict[str, Any]] = []
+    if valid is None:
+        valid, results = _validate(parse_json(raw)["events"], ctx, single=False, senders=None)
+    return await _store(request, record, project, ctx, valid, results)
+
+
+def _validate(
+    events: list[Any],
+    ctx: RequestContext,
+    *,
+    single: bool,
+    senders: Sequence[Sender | None] | None,
+) -> tuple[list[tuple[int, EventRow]], list[dict[str, Any]]]:
+    """(index, row) of the valid events and a result for each rejected one."""
     valid: list[tuple[int, EventRow]] = []
     results: list[dict[str, Any]] = []
     for index, event in enumerate(events):
@@ -235,6 +264,19 @@ async def ingest_events(
                     "field": error.field,
                 }
             )
+    return valid, results
+
+
+async def _store(
+    request: web.Request,
+    record: KeyRecord,
+    project: ProjectSettings,
+    ctx: RequestContext,
+    valid: list[tuple[int, EventRow]],
+    results: list[dict[str, Any]],
+) -> tuple[Outcome, list[dict[str, Any]]]:
+    """Sample, rate-limit and buffer the valid events; count every outcome."""
+    app = request.app
     outcome = await _sample_and_limit(request, project, valid, ctx.ip_address)
     if outcome.kept:
         try:
@@ -248,12 +290,27 @@ async def ingest_events(
 
 async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response:
     app = request.app
-    body = await read_json(request, limit)
-    record = await _authenticate(request, body)
+    settings = app[SETTINGS]
+    raw = await read_body(request, limit)
+    decoded = (
+        decode_batch(raw, settings.max_properties_bytes, settings.max_properties_depth)
+        if batch
+        else None
+    )
+    body = parse_json(raw) if decoded is None else None
+    if decoded is not None:
+        key_in_body: Any = decoded.api_key
+    else:
+        key_in_body = body.get("api_key") if isinstance(body, dict) else None
+    record = await _authenticate(request, key_in_body)
     project = app[KEY_CACHE].settings_of(record)
     origin = check_origin(request, project)
     ip = client_ip(request, trusted_networks(request, project))
     browser = browser_cookie(request, origin, ip, record.salt)
+    if decoded is not None:
+        _check_size(len(decoded.events), settings.max_batch_events)
+        outcome, results = await _ingest_decoded(request, record, project, browser, decoded, raw)
+        return _answer(request, outcome, results, origin, browser, batch)
     if batch:
         if not isinstance(body, dict):
             raise BadRequest(
@@ -264,13 +321,7 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
             raise BadRequest(
                 "events must be a list of event objects", code="events_invalid", field="events"
             )
-        maximum = app[SETTINGS].max_batch_events
-        if len(events) > maximum:
-            raise PayloadTooLarge(
-                f"the batch has {len(events)} events; the limit is {maximum}",
-                code="batch_too_large",
-                field="events",
-            )
+        _check_size(len(events), settings.max_batch_events)
         sent_at = body.get("sent_at")
     else:
         events = [body]
@@ -278,6 +329,26 @@ async def _accept(request: web.Request, limit: int, batch: bool) -> web.Response
     outcome, results = await ingest_events(
         request, record, project, browser, events, sent_at, single=not batch
     )
+    return _answer(request, outcome, results, origin, browser, batch)
+
+
+def _check_size(count: int, maximum: int) -> None:
+    if count > maximum:
+        raise PayloadTooLarge(
+            f"the batch has {count} events; the limit is {maximum}",
+            code="batch_too_large",
+            field="events",
+        )
+
+
+def _answer(
+    request: web.Request,
+    outcome: Outcome,
+    results: list[dict[str, Any]],
+    origin: str | None,
+    browser: BrowserCookie,
+    batch: bool,
+) -> web.Response:
     secure = request.secure or request.headers.get("X-Forwarded-Proto") == "https"
     if not batch:
         answer = {"status": "accepted", "sampled": bool(outcome.sampled)}

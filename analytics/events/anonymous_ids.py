@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import hashlib
 
 
@@ -12,8 +11,16 @@ def anonymous_user_id(ip: str | None, user_agent: str | None, salt: str) -> str:
     return "anon_" + hashlib.blake2b(material, digest_size=12).hexdigest()
 
 
-# A batch usually holds one user's events, and a user's window repeats: remember recent ids.
-@functools.lru_cache(maxsize=65536)
+# Copied for each id: cheaper than building one with its arguments.
+_SESSION_HASH = hashlib.blake2b(digest_size=12)
+
+# Ids made lately, by (project, user, window minutes, window number): a batch usually
+# holds one user's events in one window. Emptied when full, which costs less per event
+# than an LRU's bookkeeping when most ids are new (a batch of many users).
+_SESSIONS: dict[tuple[str, str, int, int], str] = {}
+SESSIONS_KEPT = 8192
+
+
 def derived_session_id(
     project_id: str, user_id: str | None, timestamp_us: int, window_minutes: int
 ) -> str | None:
@@ -21,5 +28,14 @@ def derived_session_id(
     if user_id is None:
         return None
     window = timestamp_us // (window_minutes * 60_000_000)
-    material = f"{project_id}\x1f{user_id}\x1f{window_minutes}\x1f{window}".encode()
-    return "s_" + hashlib.blake2b(material, digest_size=12).hexdigest()
+    key = (project_id, user_id, window_minutes, window)
+    known = _SESSIONS.get(key)
+    if known is not None:
+        return known
+    digest = _SESSION_HASH.copy()
+    digest.update(f"{project_id}\x1f{user_id}\x1f{window_minutes}\x1f{window}".encode())
+    made = "s_" + digest.hexdigest()
+    if len(_SESSIONS) >= SESSIONS_KEPT:
+        _SESSIONS.clear()
+    _SESSIONS[key] = made
+    return made

@@ -241,11 +241,40 @@ def validate_event(body: Any, ctx: RequestContext, *, sample_rate: float = 1.0) 
     props_text = properties_text(
         body.get("properties"), ctx.max_properties_bytes, ctx.max_properties_depth
     )
+    return event_row(
+        ctx,
+        event_name,
+        event_source,
+        event_id,
+        user_id,
+        session_id,
+        props_text,
+        body.get("timestamp"),
+        body.get("sent_at"),
+        sample_rate,
+    )
 
-    raw_ts = body.get("timestamp")
+
+def event_row(
+    ctx: RequestContext,
+    event_name: str,
+    event_source: str,
+    event_id: str,
+    user_id: str | None,
+    session_id: str | None,
+    props_text: str,
+    raw_ts: Any,
+    raw_sent_at: Any,
+    sample_rate: float = 1.0,
+) -> EventRow:
+    """The row of an event whose text fields and properties passed: its times and defaults.
+
+    Shared by ``validate_event`` and the batch fast path (``analytics.events.wire``), so
+    both derive times, user ids and session ids the one way.
+    """
     sent_at_us = ctx.sent_at_us
-    if body.get("sent_at") is not None:
-        sent_at_us = parse_time(body["sent_at"], "sent_at")
+    if raw_sent_at is not None:
+        sent_at_us = parse_time(raw_sent_at, "sent_at")
     if raw_ts is None:
         timestamp_us = ctx.now_us  # the server's own clock needs no correction
     else:

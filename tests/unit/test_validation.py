@@ -313,3 +313,31 @@ def test_parse_time_names_the_field_it_was_given() -> None:
     with pytest.raises(BadRequest) as caught:
         parse_time(None, "end_date")
     assert caught.value.code == "end_date_invalid"
+
+
+def test_derived_session_ids_keep_their_published_formula() -> None:
+    # Stored ids must not change with the code that makes them: blake2b-96 of
+    # "project \x1f user \x1f window minutes \x1f window number", hex, prefixed "s_".
+    import hashlib
+
+    hour = to_us(datetime(2026, 3, 1, 12, 30, tzinfo=UTC))
+    window = hour // (60 * 60_000_000)
+    material = f"p1\x1fu1\x1f60\x1f{window}".encode()
+    expected = "s_" + hashlib.blake2b(material, digest_size=12).hexdigest()
+    assert derived_session_id("p1", "u1", hour, 60) == expected
+    assert derived_session_id("p1", "u1", hour, 60) == expected  # remembered, the same
+    assert derived_session_id("p1", "u1", hour + 20 * 60_000_000, 60) == expected  # same hour
+    assert derived_session_id("p1", "u1", hour + 60 * 60_000_000, 60) != expected
+    assert derived_session_id("p1", "u2", hour, 60) != expected
+    assert derived_session_id("p1", "u1", hour, 30) != expected
+
+
+def test_remembered_session_ids_are_bounded_and_still_right() -> None:
+    from analytics.events import anonymous_ids
+
+    hour = to_us(datetime(2026, 3, 1, 12, 30, tzinfo=UTC))
+    first = [derived_session_id("p1", f"u{i}", hour, 60) for i in range(50)]
+    for i in range(anonymous_ids.SESSIONS_KEPT + 10):
+        derived_session_id("p2", f"v{i}", hour, 60)
+    assert len(anonymous_ids._SESSIONS) <= anonymous_ids.SESSIONS_KEPT
+    assert [derived_session_id("p1", f"u{i}", hour, 60) for i in range(50)] == first
