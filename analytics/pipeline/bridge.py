@@ -90,13 +90,16 @@ class Bridge:
 
         Returns the event count and the highest offset per partition the messages got.
         """
-        by_project: dict[str, list[list[object]]] = defaultdict(list)
-        for _, fields in entries:
+        by_project: dict[str, list[list[Any]]] = defaultdict(list)
+        sent: list[tuple[bytes, list[tuple[str, str]]]] = []
+        for entry_id, fields in entries:
             payload = fields.get(FIELD)
             if payload is None:
                 continue
-            for row in orjson.loads(payload):
+            rows = orjson.loads(payload)
+            for row in rows:
                 by_project[row[0]].append(row)
+            sent.append((entry_id, [(row[0], row[1]) for row in rows]))
         sends = []
         count = 0
         for project_id, rows in by_project.items():
@@ -109,6 +112,9 @@ class Bridge:
         offsets: dict[int, int] = {}
         for meta in await asyncio.gather(*sends):
             offsets[meta.partition] = max(offsets.get(meta.partition, -1), meta.offset)
+        if self.confirmer is not None:
+            for entry_id, keys in sent:
+                self.confirmer.sent_keys.remember(entry_id, keys)
         self.stats.events += count
         self.stats.messages += len(sends)
         metrics.BRIDGE_EVENTS.inc(count)

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
@@ -110,6 +110,42 @@ class SentBatch:
         return "consumed" if consumed else "waiting"
 
 
+class SentKeys:
+    """The events of each entry this process sent, as (project_id, event_id), until its
+    batch is settled: a confirm pass then asks PostgreSQL about them without reading the
+    entries back from Redis and decoding them again (that decode was most of a pass's
+    cost). Bounded by ``limit`` events: past it the oldest entries are forgotten, and a
+    pass reads those from Redis as before; so does one in another process.
+    """
+
+    __slots__ = ("_entries", "_size", "limit")
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._entries: dict[bytes, list[tuple[str, str]]] = {}
+        self._size = 0
+        self.limit = limit
+
+    def remember(self, entry_id: bytes, keys: list[tuple[str, str]]) -> None:
+        self.forget([entry_id])
+        self._entries[entry_id] = keys
+        self._size += len(keys)
+        while self._size > self.limit and self._entries:
+            oldest = next(iter(self._entries))
+            self._size -= len(self._entries.pop(oldest))
+
+    def get(self, entry_id: bytes) -> list[tuple[str, str]] | None:
+        return self._entries.get(entry_id)
+
+    def forget(self, entry_ids: Iterable[bytes]) -> None:
+        for entry_id in entry_ids:
+            keys = self._entries.pop(entry_id, None)
+            if keys is not None:
+                self._size -= len(keys)
+
+    def __len__(self) -> int:
+        return self._size
+
+
 @dataclass(slots=True)
 class ConfirmStats:
     """What confirm passes did, for tests and ``/metrics``."""
@@ -137,6 +173,7 @@ class Confirmer:
     owner: str = "bridge"
     probe: OffsetsProbe | None = None
     stats: ConfirmStats = field(default_factory=ConfirmStats)
+    sent_keys: SentKeys = field(default_factory=SentKeys)
     _db: Any = None
     # Times a pass in this process found its topic gone with batches waiting on it.
     broker_losses: ClassVar[int] = 0
@@ -190,20 +227,21 @@ class Confirmer:
                 gone[key] = batch
             elif verdict == "consumed":
                 consumed[key] = batch
-        entries = await self._entries([*gone.values(), *consumed.values()])
         if consumed:
-            missing = await self._missing(consumed.values(), entries)
+            missing = await self._missing(consumed.values())
             for key, batch in consumed.items():
                 if any(i in missing for i in batch.ids):
                     gone[key] = batch
                 else:
                     await self._trim(key, batch)
+        entries = await self._entries([i for batch in gone.values() for i in batch.ids])
         for key, batch in gone.items():
             live = [entries[i] for i in batch.ids if i in entries]
             if live:
                 lost[key] = (batch, live)
             else:
                 await self.redis.hdel(sent_key(self.stream), key)
+                self.sent_keys.forget(batch.ids)
         return len(batches) - len(consumed) - len(gone)
 
     async def _offsets(self) -> TopicOffsets | None:
@@ -219,8 +257,8 @@ class Confirmer:
             type(self).broker_losses += 1
         return offsets
 
-    async def _entries(self, batches: Sequence[SentBatch]) -> dict[bytes, Entry]:
-        ids = [i for batch in batches for i in batch.ids]
+    async def _entries(self, ids: Sequence[bytes]) -> dict[bytes, Entry]:
+        """The stream entries of these ids that Redis still holds."""
         if not ids:
             return {}
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -233,17 +271,24 @@ class Confirmer:
                 found[entry_id] = (entry_id, fields)
         return found
 
-    async def _missing(self, batches: Any, entries: dict[bytes, Entry]) -> set[bytes]:
+    async def _missing(self, batches: Iterable[SentBatch]) -> set[bytes]:
         """Ids of entries holding an event that PostgreSQL does not have."""
         owner: dict[tuple[str, str], bytes] = {}
+        unknown: list[bytes] = []
         for batch in batches:
             for entry_id in batch.ids:
-                entry = entries.get(entry_id)
-                payload = entry[1].get(FIELD) if entry else None
-                if payload is None:
-                    continue  # already trimmed: nothing left to confirm
-                for row in orjson.loads(payload):
-                    owner[(row[0], row[1])] = entry_id
+                keys = self.sent_keys.get(entry_id)
+                if keys is None:
+                    unknown.append(entry_id)
+                    continue
+                for key in keys:
+                    owner[key] = entry_id
+        for entry_id, (_, fields) in (await self._entries(unknown)).items():
+            payload = fields.get(FIELD)
+            if payload is None:
+                continue  # already trimmed: nothing left to confirm
+            for row in orjson.loads(payload):
+                owner[(row[0], row[1])] = entry_id
         if not owner:
             return set()
         keys = list(owner)
@@ -265,6 +310,7 @@ class Confirmer:
             pipe.xdel(self.stream, *batch.ids)
             pipe.hdel(sent_key(self.stream), key)
             await pipe.execute()
+        self.sent_keys.forget(batch.ids)
         self.stats.confirmed += len(batch.ids)
         metrics.BRIDGE_CONFIRMED.inc(len(batch.ids))
 

@@ -213,6 +213,8 @@ async def test_bridge_dying_between_produce_and_xack_stores_once(
         assert count == distinct == 100
         assert await mismatches(db, project.project_id) == []
         assert healthy.confirmer is not None
+        # The bridge that sent the events remembers them for its confirm passes.
+        assert len(healthy.confirmer.sent_keys) == 100
 
         async def trimmed() -> bool:
             assert healthy.confirmer is not None
@@ -221,6 +223,7 @@ async def test_bridge_dying_between_produce_and_xack_stores_once(
 
         await wait_for(trimmed, timeout=30)  # trimmed once the worker committed past it
         assert healthy.confirmer.stats.confirmed == 4 and healthy.confirmer.stats.resent == 0
+        assert len(healthy.confirmer.sent_keys) == 0  # forgotten with the trim
         await dying.close()
         await healthy.close()
     finally:
