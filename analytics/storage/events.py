@@ -16,8 +16,9 @@ project's ``ip_address_storage`` says, after the country was found.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -51,7 +52,7 @@ _COLUMNS = (
     *ENRICHED,
 )
 
-_STAGING = "sa_staging_events2"
+_STAGING = "sa_staging_events3"
 _STAGING_COLUMNS = (
     *_COLUMNS[:7],
     "ts_us",
@@ -60,13 +61,15 @@ _STAGING_COLUMNS = (
     *_COLUMNS[10:12],
     "ip_prefix",
     *ENRICHED,
+    "i",
 )
 _ENRICHED_AT = _STAGING_COLUMNS.index(ENRICHED[0])
+_ENRICHED_END = _ENRICHED_AT + len(ENRICHED)
 # Exact µs -> timestamptz in the server (cheaper than building datetimes in Python).
 _US_TO_TS = "(TIMESTAMPTZ 'epoch' + {} * INTERVAL '1 microsecond')"
 
-# sa_staging_events2: the columns changed with enrichment, and a pooled connection may
-# still hold the older temp table under the old name.
+# sa_staging_events3: the columns changed (enrichment, then the row's place ``i``), and a
+# pooled connection may still hold an older temp table under an older name.
 _CREATE_STAGING = f"""
 CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
     event_id text, project_id text, event_source_id bigint, user_id text,
@@ -76,7 +79,7 @@ CREATE TEMP TABLE IF NOT EXISTS {_STAGING} (
     hostname text, pathname text, referrer_domain text, referrer_source text,
     utm_source text, utm_medium text, utm_campaign text, utm_term text, utm_content text,
     browser text, browser_version text, os text, os_version text, device_type text,
-    is_bot boolean, country_code text
+    is_bot boolean, country_code text, i integer
 ) ON COMMIT DELETE ROWS
 """
 
@@ -100,26 +103,29 @@ WITH fresh AS (
     FROM new s LEFT JOIN projects p ON p.id = s.project_id
 )"""
 
-# The raw rows only: which were new.
-_INSERT_NEW = f"{_FRESH}\nSELECT project_id, event_id, 0 FROM new"
+# The raw rows only: which were new (their places in the batch, as one array).
+_INSERT_NEW = f"{_FRESH}\nSELECT array_agg(i), 0 FROM new"
 
 # The raw rows and their visits, in one statement: which were new, and the visits written.
 _INSERT_NEW_AND_VISITS = f"""{_FRESH}, visited AS (
 {visits_upsert("new")}
 RETURNING 1
 )
-SELECT project_id, event_id, (SELECT count(*) FROM visited) FROM new
+SELECT array_agg(i), (SELECT count(*) FROM visited) FROM new
 """
 
 
-def _unique(rows: Iterable[EventRow]) -> list[EventRow]:
+def _unique(rows: Sequence[EventRow]) -> list[EventRow]:
     """First occurrence of each (project_id, event_id) in a batch."""
+    key = itemgetter(0, 1)  # project_id, event_id
+    if len(set(map(key, rows))) == len(rows):
+        return list(rows)  # the usual case, checked without a Python loop
     seen: set[tuple[str, str]] = set()
     out: list[EventRow] = []
     for row in rows:
-        key = (row.project_id, row.event_id)
-        if key not in seen:
-            seen.add(key)
+        pair = key(row)
+        if pair not in seen:
+            seen.add(pair)
             out.append(row)
     return out
 
@@ -127,7 +133,8 @@ def _unique(rows: Iterable[EventRow]) -> list[EventRow]:
 def copy_records(
     rows: Sequence[EventRow], enricher: Enricher | None = None
 ) -> list[tuple[Any, ...]]:
-    """Rows as the staging table's COPY records (times stay integer µs), enriched."""
+    """Rows as the staging table's COPY records (times stay integer µs), enriched, each
+    ending with its place in ``rows``."""
     enriched = (enricher or default_enricher()).enrich(
         [StoredFields(r.properties, r.ip_address, r.user_agent) for r in rows]
     )
@@ -147,8 +154,9 @@ def copy_records(
             r.user_agent,
             ip_prefix(r.ip_address),
             *extra,
+            i,
         )
-        for r, extra in zip(rows, enriched, strict=True)
+        for i, (r, extra) in enumerate(zip(rows, enriched, strict=True))
     ]
 
 
@@ -223,16 +231,17 @@ async def _write(
             await lock_projects(conn, {r.project_id for r in batch})
         await conn.execute(_CREATE_STAGING)
         await conn.copy_records_to_table(_STAGING, records=records, columns=_STAGING_COLUMNS)
-        stored = await conn.fetch(_INSERT_NEW_AND_VISITS if aggregate else _INSERT_NEW)
-        fresh_ids = {(r[0], r[1]) for r in stored}
-        fresh_at = [i for i, r in enumerate(batch) if (r.project_id, r.event_id) in fresh_ids]
+        answer = await conn.fetchrow(_INSERT_NEW_AND_VISITS if aggregate else _INSERT_NEW)
+        assert answer is not None  # an aggregate without GROUP BY: always one row
+        places, visits = answer
+        fresh_at = sorted(places or ())
         fresh = [batch[i] for i in fresh_at]
         if aggregate and fresh:
-            written["visits"] = stored[0][2]
+            written["visits"] = visits
             rollup = Rollup()
             rollup.add(fresh)
             # The stats need the enriched columns: the staged records hold them.
             stats = StatsFold()
-            stats.add((batch[i], records[i][_ENRICHED_AT:]) for i in fresh_at)
+            stats.add((batch[i], records[i][_ENRICHED_AT:_ENRICHED_END]) for i in fresh_at)
             written.update(await apply_rollup(conn, rollup, stats))
     return fresh, written
