@@ -72,7 +72,10 @@ class Settings(BaseSettings):
 
     # Bridge: Redis Stream -> Kafka.
     bridge_enabled: bool = True
-    bridge_read_count: int = 500
+    # Entries per read: an entry holds up to 1,000 events (buffer.ENTRY_EVENTS), so this
+    # bounds what one read holds decoded in the worker (50,000 events; 500 let a backlog
+    # of large batches put 500,000 in memory at once).
+    bridge_read_count: int = 50
     bridge_block_ms: int = 200
     bridge_claim_idle_ms: int = 30_000
     bridge_events_per_message: int = 500

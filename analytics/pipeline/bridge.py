@@ -92,6 +92,7 @@ class Bridge:
         """
         by_project: dict[str, list[list[Any]]] = defaultdict(list)
         sent: list[tuple[bytes, list[tuple[str, str]]]] = []
+        projects: dict[str, str] = {}
         for entry_id, fields in entries:
             payload = fields.get(FIELD)
             if payload is None:
@@ -99,7 +100,8 @@ class Bridge:
             rows = orjson.loads(payload)
             for row in rows:
                 by_project[row[0]].append(row)
-            sent.append((entry_id, [(row[0], row[1]) for row in rows]))
+            # Each row decodes its own copy of the project id: keep one per project.
+            sent.append((entry_id, [(projects.setdefault(r[0], r[0]), r[1]) for r in rows]))
         sends = []
         count = 0
         for project_id, rows in by_project.items():

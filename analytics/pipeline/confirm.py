@@ -120,7 +120,7 @@ class SentKeys:
 
     __slots__ = ("_entries", "_size", "limit")
 
-    def __init__(self, limit: int = 200_000) -> None:
+    def __init__(self, limit: int = 100_000) -> None:
         self._entries: dict[bytes, list[tuple[str, str]]] = {}
         self._size = 0
         self.limit = limit
