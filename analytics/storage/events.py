@@ -237,7 +237,8 @@ async def _write(
         fresh_at = sorted(places or ())
         fresh = [batch[i] for i in fresh_at]
         if aggregate and fresh:
-            written["visits"] = visits
+            if visits:
+                written["visits"] = visits
             rollup = Rollup()
             rollup.add(fresh)
             # The stats need the enriched columns: the staged records hold them.

@@ -1,7 +1,7 @@
 """Writing visits and the stats rollups (SPEC §10), inside the raw sink's transaction.
 
-Same rule as the agg_* tables (``analytics.storage.aggregates``, which calls this under
-its per-project lock): only events the ``event_ids`` ledger accepted as new in this
+Same rule as the agg_* tables (``analytics.storage.aggregates``), under the same
+per-project lock: only events the ``event_ids`` ledger accepted as new in this
 transaction are folded in, so a replay adds nothing. Visits are folded by PostgreSQL
 from those rows (``visits_upsert``, a part of the sink's insert statement) and merged into
 the stored row without reading it first: every column is a commutative merge, the least
