@@ -18,11 +18,11 @@ as before. None never means "invalid", only "not proven".
 
 from __future__ import annotations
 
+from analytics.events.long_integers import may_hold_long_integer
+
 # Brackets, separators and integer characters: what may stand outside strings besides
 # the three literals.
 _STRUCTURE = b"{}[]:,-0123456789"
-_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_LONG_RUN = b"0" * 19
 
 
 def kept_text(raw: bytes, max_bytes: int, max_depth: int) -> str | None:
@@ -52,7 +52,7 @@ def _plain(text: bytes) -> bool:
         return False  # whitespace, a fraction or an exponent
     if b"-0" in outside:
         return False
-    return len(outside) < len(_LONG_RUN) or _LONG_RUN not in outside.translate(_DIGITS)
+    return not may_hold_long_integer(outside)
 
 
 def _within(raw: bytes, max_bytes: int, max_depth: int) -> str | None:

@@ -20,6 +20,7 @@ import msgspec
 import orjson
 
 from analytics.errors import BadRequest
+from analytics.events.long_integers import may_hold_long_integer
 from analytics.events.models import EventRow
 from analytics.events.raw_properties import kept_text, kept_texts
 from analytics.events.validation import RequestContext, event_row, properties_text
@@ -68,9 +69,6 @@ _NUL = b"\\u0000"
 # ``"propertie\u0073"`` that the count of properties members below would not see.
 _ESCAPED_ASCII = re.compile(rb"\\u00[2-7][0-9a-fA-F]")
 _PROPERTIES_KEY = b'"properties"'
-# An integer of 19 digits or more may lie beyond 64 bits, which orjson reads inexactly.
-_DIGITS = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_LONG_RUN = b"0" * 19
 
 
 def decode_batch(raw: bytes, max_bytes: int, max_depth: int) -> DecodedBatch | None:
@@ -119,7 +117,7 @@ def stored_properties(raw: bytes, max_bytes: int, max_depth: int) -> str | None:
 
 def written_properties(raw: bytes, max_bytes: int, max_depth: int) -> str | None:
     """An object's text parsed and written by ``properties_text``; None when it refuses."""
-    if _LONG_RUN in raw.translate(_DIGITS):
+    if may_hold_long_integer(raw):
         return None  # orjson may read a long integer inexactly
     try:
         return properties_text(orjson.loads(raw), max_bytes, max_depth)
