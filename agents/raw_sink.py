@@ -2,16 +2,18 @@
 
 Each batch of Kafka messages becomes one COPY plus one idempotent insert
 (``analytics.storage.events``), each row enriched on the way
-(``analytics.enrich``). faust acknowledges a ``take_events`` batch only
-after the loop body returns, so the offset is committed only once the rows
-are stored; a crash before that replays the batch, which the sink then
-stores once. A failing database is retried forever (the batch is never
-skipped), and a shutdown waits for the write in flight to finish.
+(``analytics.enrich``), with its counts in the same transaction. Its unique users,
+sessions and visitors are merged into the sketches a little later
+(``agents.sketch_flush``), and only then are its messages acknowledged, so a committed
+offset always lies behind stored rows, counts and sketches: a crash before that replays
+the batch, which the sink then stores once. A failing database is retried forever (the
+batch is never skipped), and a shutdown waits for the write in flight to finish.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Any
@@ -20,7 +22,9 @@ import asyncpg
 import orjson
 
 from agents.live import update_live
+from agents.sketch_flush import TICK_SECONDS, HeldSketches
 from analytics import metrics
+from analytics.counting.members import Members
 from analytics.enrich.enricher import Enricher
 from analytics.events.models import EventRow, decode_rows
 from analytics.settings import Settings
@@ -46,18 +50,22 @@ BAD_RECORD = (
 
 
 async def _write_isolating(
-    conn: Any, rows: list[EventRow], partitions: PartitionCache, enricher: Enricher
+    conn: Any,
+    rows: list[EventRow],
+    partitions: PartitionCache,
+    enricher: Enricher,
+    members: Members,
 ) -> tuple[list[EventRow], dict[str, int]]:
     """Write a batch; if it holds a bad record, bisect to find it and dead-letter it alone."""
     try:
-        return await write_events(conn, rows, partitions, enricher=enricher)
+        return await write_events(conn, rows, partitions, enricher=enricher, members=members)
     except BAD_RECORD as exc:
         if len(rows) == 1:
             await _dead_letter(conn, rows[0], exc)
             return [], {}
     middle = len(rows) // 2
-    left, written = await _write_isolating(conn, rows[:middle], partitions, enricher)
-    right, more = await _write_isolating(conn, rows[middle:], partitions, enricher)
+    left, written = await _write_isolating(conn, rows[:middle], partitions, enricher, members)
+    right, more = await _write_isolating(conn, rows[middle:], partitions, enricher, members)
     for table, count in more.items():
         written[table] = written.get(table, 0) + count
     return left + right, written
@@ -78,14 +86,18 @@ async def _dead_letter(conn: Any, row: EventRow, exc: BaseException) -> None:
 
 
 async def _store(
-    pool: asyncpg.Pool, rows: list[EventRow], partitions: PartitionCache, enricher: Enricher
+    pool: asyncpg.Pool,
+    rows: list[EventRow],
+    partitions: PartitionCache,
+    enricher: Enricher,
+    members: Members,
 ) -> list[EventRow]:
     backoff = 0.2
     while True:
         try:
             async with pool.acquire() as conn:
                 started = time.perf_counter()
-                fresh, written = await _write_isolating(conn, rows, partitions, enricher)
+                fresh, written = await _write_isolating(conn, rows, partitions, enricher, members)
                 metrics.FLUSH_LATENCY.observe(time.perf_counter() - started)
                 metrics.LAST_FLUSH.set(time.time())
                 metrics.SINK_EVENTS.labels("new").inc(len(fresh))
@@ -149,8 +161,11 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
         )
         partitions = PartitionCache()
         enricher = Enricher(settings.geoip_database)
+        held = HeldSketches(pool, settings.sketch_flush_seconds, stream.ack)
+        flusher = asyncio.ensure_future(_flush_when_due(held, app))
         try:
-            async for events in stream.take_events(
+            # Messages are acknowledged by ``held``, once their sketch members are merged.
+            async for events in stream.noack_take(
                 settings.sink_batch_messages, within=settings.sink_batch_seconds
             ):
                 rows: list[EventRow] = []
@@ -161,16 +176,22 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
                     if decoded:
                         anchors[decoded[0].project_id] = event
                 started = time.perf_counter()
-                ACTIVITY.writing += 1
-                write = asyncio.ensure_future(_store(pool, rows, partitions, enricher))
-                try:
-                    fresh = await asyncio.shield(write)
-                except asyncio.CancelledError:
-                    # The batch is acked when this body exits: finish the write first.
-                    await write
-                    raise
-                finally:
-                    ACTIVITY.writing -= 1
+                async with held.lock:
+                    ACTIVITY.writing += 1
+                    write = asyncio.ensure_future(
+                        _store(pool, rows, partitions, enricher, held.members)
+                    )
+                    try:
+                        fresh = await asyncio.shield(write)
+                    except asyncio.CancelledError:
+                        # Finish the write, so that its events are held and acknowledged
+                        # by the last flush below.
+                        await write
+                        held.hold(events)
+                        raise
+                    finally:
+                        ACTIVITY.writing -= 1
+                    held.hold(events)
                 horizon = time.time_ns() // 1000 - LIVE_HORIZON_US
                 update_live(live, fresh, anchors, horizon)
                 log.debug(
@@ -180,5 +201,24 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
                     (time.perf_counter() - started) * 1000,
                 )
         finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            async with held.lock:
+                await held.flush(retry=False)
             enricher.close()
             await pool.close()
+
+
+async def _flush_when_due(held: HeldSketches, app: Any) -> None:
+    """Merge the held sketch members when due, or at once when a rebalance starts (the
+    revoke waits for every message delivered to be acknowledged)."""
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        if held.since is not None and (held.due() or app.rebalancing):
+            async with held.lock:
+                ACTIVITY.writing += 1
+                try:
+                    await held.flush()
+                finally:
+                    ACTIVITY.writing -= 1

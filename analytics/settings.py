@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     # Raw sink agent.
     sink_batch_messages: int = 50
     sink_batch_seconds: float = 0.2
+    # A batch's unique users, sessions and visitors are merged into the stored sketches
+    # at most this long after its counts (its Kafka offsets wait for that merge).
+    sketch_flush_seconds: float = Field(default=2.0, gt=0)
     partitions_ahead_days: int = 7
     # Enrichment: a MaxMind or DB-IP country (or city) .mmdb file to use instead of the
     # registry data compiled into iptocc; unset uses iptocc.

@@ -40,7 +40,7 @@ import orjson
 
 from analytics.counting.rollup import GRAINS
 from analytics.projects.policy import ProjectSettings
-from analytics.storage.aggregates import lock_projects
+from analytics.storage.locks import lock_projects
 
 if TYPE_CHECKING:
     from analytics.storage import Connection

@@ -1,32 +1,35 @@
 """Writing aggregate deltas to PostgreSQL, inside the raw sink's transaction.
 
-Exactly-once effect: the deltas come only from events the ``event_ids``
-ledger accepted as new in the same transaction, so a replayed batch, a Kafka
-duplicate or a redelivery after a rebalance adds nothing, and a crash before
-commit leaves neither the rows nor their counts. Counts are added
-(``count = count + delta``); sketches are read under a row lock, merged and
-written back when they changed. A per-project advisory lock serialises writers of one project
-(two workers during a rebalance, or ``aggregate-events`` rebuilding a range).
-Visits and the stats rollups (``analytics.storage.web_stats``) are written under the
-same lock, in the same transaction, from the same new rows.
+Exactly-once effect: the counts come only from events the ``event_ids`` ledger accepted
+as new in the same transaction, so a replayed batch, a Kafka duplicate or a redelivery
+after a rebalance adds nothing, and a crash before commit leaves neither the rows nor
+their counts. Counts are added (``count = count + delta``). The unique users, sessions
+and visitors are sketches, which a member added twice does not change: they are merged
+by ``analytics.storage.sketches``, in this transaction or, for the raw sink, a few
+seconds later in one of their own. A per-project advisory lock
+(``analytics.storage.locks``) serialises writers of one project (two workers during a
+rebalance, a sketch flush, or ``aggregate-events`` rebuilding a range). Visits and the
+stats rollups (``analytics.storage.web_stats``) are written under the same lock, in the
+same transaction, from the same new rows.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from analytics.counting.members import Members
 from analytics.counting.rollup import GRAINS, AggKey, DayDelta, Delta, Rollup
-from analytics.counting.sketch import merge_stored
 from analytics.counting.web_stats import StatsFold
 from analytics.events.models import EventRow
 from analytics.events.times import from_us
+from analytics.storage.locks import lock_projects
+from analytics.storage.sketches import merge_members
 from analytics.storage.web_stats import (
     RAW_COLUMNS,
-    apply_stats_fold,
+    apply_stats_counts,
     delete_stats,
     raw_pair,
     rebuild_visits,
@@ -37,33 +40,19 @@ if TYPE_CHECKING:
 
 TOP_EVENTS = 10
 
-_SELECT_SKETCHES = """
-SELECT a.project_id, a.event_source, a.event_name, a.bucket_start,
-       a.users_sketch, a.sessions_sketch
-FROM {table} a
-JOIN unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS k(p, s, n, b)
-  ON a.project_id = k.p AND a.event_source = k.s AND a.event_name = k.n AND a.bucket_start = k.b
-FOR UPDATE OF a
-"""
-
 _UPSERT = """
 INSERT INTO {table} AS a (project_id, event_source, event_name, bucket_start, event_count,
-    estimated_count, unique_users, unique_sessions, users_sketch, sessions_sketch, updated_at)
+    estimated_count, updated_at)
 SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[],
-    $6::float8[], $7::bigint[], $8::bigint[], $9::bytea[], $10::bytea[])
+    $6::float8[])
 ON CONFLICT (project_id, event_source, event_name, bucket_start) DO UPDATE SET
     event_count = a.event_count + EXCLUDED.event_count,
     estimated_count = a.estimated_count + EXCLUDED.estimated_count,
-    unique_users = EXCLUDED.unique_users,
-    unique_sessions = EXCLUDED.unique_sessions,
-    -- NULL means "no new member": keep the stored sketch rather than rewrite it.
-    users_sketch = COALESCE(EXCLUDED.users_sketch, a.users_sketch),
-    sessions_sketch = COALESCE(EXCLUDED.sessions_sketch, a.sessions_sketch),
     updated_at = now()
 """
 
 _SELECT_DAYS = """
-SELECT d.project_id, d.day, d.users_sketch, d.sessions_sketch, d.event_counts, d.sources
+SELECT d.project_id, d.day, d.event_counts, d.sources
 FROM project_daily_summary d
 JOIN unnest($1::text[], $2::date[]) AS k(p, day) ON d.project_id = k.p AND d.day = k.day
 FOR UPDATE OF d
@@ -71,65 +60,29 @@ FOR UPDATE OF d
 
 _UPSERT_DAYS = """
 INSERT INTO project_daily_summary AS d (project_id, day, total_events, estimated_events,
-    unique_users, unique_sessions, top_events, sources, event_counts, users_sketch,
-    sessions_sketch, updated_at)
-SELECT *, now() FROM unnest($1::text[], $2::date[], $3::bigint[], $4::float8[], $5::bigint[],
-    $6::bigint[], $7::jsonb[], $8::jsonb[], $9::jsonb[], $10::bytea[], $11::bytea[])
+    top_events, sources, event_counts, updated_at)
+SELECT *, now() FROM unnest($1::text[], $2::date[], $3::bigint[], $4::float8[], $5::jsonb[],
+    $6::jsonb[], $7::jsonb[])
 ON CONFLICT (project_id, day) DO UPDATE SET
     total_events = d.total_events + EXCLUDED.total_events,
     estimated_events = d.estimated_events + EXCLUDED.estimated_events,
-    unique_users = EXCLUDED.unique_users,
-    unique_sessions = EXCLUDED.unique_sessions,
     top_events = EXCLUDED.top_events,
     sources = EXCLUDED.sources,
     event_counts = EXCLUDED.event_counts,
-    -- NULL means "no new member": keep the stored sketch rather than rewrite it.
-    users_sketch = COALESCE(EXCLUDED.users_sketch, d.users_sketch),
-    sessions_sketch = COALESCE(EXCLUDED.sessions_sketch, d.sessions_sketch),
     updated_at = now()
 """
 
 
-async def lock_projects(conn: Connection, projects: Iterable[str]) -> None:
-    """Transaction-scoped lock per project, taken in a fixed order (no deadlocks)."""
-    for project_id in sorted(projects):
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 7))", project_id)
-
-
 async def _apply_grain(conn: Connection, table: str, deltas: dict[AggKey, Delta]) -> int:
-    keys = sorted(deltas)
-    times = [from_us(k[3]) for k in keys]
-    columns = ([k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys], times)
-    stored: dict[tuple[str, str, str, datetime], tuple[bytes | None, bytes | None]] = {
-        (r[0], r[1], r[2], r[3]): (r[4], r[5])
-        for r in await conn.fetch(_SELECT_SKETCHES.format(table=table), *columns)
-    }
-    counts: list[int] = []
-    estimates: list[float] = []
-    users: list[int] = []
-    sessions: list[int] = []
-    user_bytes: list[bytes | None] = []
-    session_bytes: list[bytes | None] = []
-    for key, when in zip(keys, times, strict=True):
-        delta = deltas[key]
-        old_users, old_sessions = stored.get((key[0], key[1], key[2], when), (None, None))
-        user_sketch, user_count = merge_stored(old_users, delta.users)
-        session_sketch, session_count = merge_stored(old_sessions, delta.sessions)
-        counts.append(delta.count)
-        estimates.append(delta.estimated)
-        users.append(user_count)
-        sessions.append(session_count)
-        user_bytes.append(user_sketch)
-        session_bytes.append(session_sketch)
+    keys = sorted(deltas)  # one row order for every writer: no deadlocks
     await conn.execute(
         _UPSERT.format(table=table),
-        *columns,
-        counts,
-        estimates,
-        users,
-        sessions,
-        user_bytes,
-        session_bytes,
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+        [from_us(k[3]) for k in keys],
+        [deltas[k].count for k in keys],
+        [deltas[k].estimated for k in keys],
     )
     return len(keys)
 
@@ -144,7 +97,7 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
     projects = [k[0] for k in keys]
     day_list = [k[1] for k in keys]
     stored = {(r[0], r[1]): r for r in await conn.fetch(_SELECT_DAYS, projects, day_list)}
-    rows: list[list[Any]] = [[] for _ in range(9)]
+    rows: list[list[Any]] = [[] for _ in range(5)]
     for key in keys:
         delta = days[key]
         old = stored.get(key)
@@ -154,22 +107,14 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
             names[name] = names.get(name, 0) + n
         for name, n in delta.sources.items():
             sources[name] = sources.get(name, 0) + n
-        user_sketch, user_count = merge_stored(old["users_sketch"] if old else None, delta.users)
-        session_sketch, session_count = merge_stored(
-            old["sessions_sketch"] if old else None, delta.sessions
-        )
         for column, value in zip(
             rows,
             (
                 delta.count,
                 delta.estimated,
-                user_count,
-                session_count,
                 orjson.dumps(_top(names)).decode(),
                 orjson.dumps(sources).decode(),
                 orjson.dumps(names).decode(),
-                user_sketch,
-                session_sketch,
             ),
             strict=True,
         ):
@@ -179,11 +124,19 @@ async def _apply_days(conn: Connection, days: dict[tuple[str, date], DayDelta]) 
 
 
 async def apply_rollup(
-    conn: Connection, rollup: Rollup, stats: StatsFold | None = None
+    conn: Connection,
+    rollup: Rollup,
+    stats: StatsFold | None = None,
+    members: Members | None = None,
 ) -> dict[str, int]:
-    """Add a batch's deltas to every aggregate table, and its stats rollups (``stats``,
-    folded from the same new rows) when given. Call inside the batch's transaction, under
-    ``lock_projects`` of every project in it."""
+    """Add a batch's counts to every aggregate table, and to the stats rollups (``stats``,
+    folded from the same new rows) when given; the rows written per table.
+
+    The batch's users, sessions and visitors go to ``members`` when given, for the caller
+    to merge later (``analytics.storage.sketches.flush_members``); without it they are
+    merged here. Call inside the batch's transaction, under ``lock_projects`` of every
+    project in it.
+    """
     written: dict[str, int] = {}
     for table in GRAINS:
         deltas = rollup.grains[table]
@@ -191,8 +144,14 @@ async def apply_rollup(
             written[table] = await _apply_grain(conn, table, deltas)
     if rollup.days:
         written["project_daily_summary"] = await _apply_days(conn, rollup.days)
+    waiting = Members() if members is None else members
+    waiting.add_rollup(rollup)
     if stats is not None:
-        written.update(await apply_stats_fold(conn, stats))
+        hourly, daily = stats.stats()
+        written.update(await apply_stats_counts(conn, hourly, daily))
+        waiting.add_stats(hourly, daily)
+    if members is None:
+        await merge_members(conn, waiting)
     return written
 
 

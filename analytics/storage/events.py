@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 import asyncpg
 
+from analytics.counting.members import Members
 from analytics.counting.rollup import Rollup
 from analytics.counting.web_stats import StatsFold
 from analytics.enrich.enricher import COLUMNS as ENRICHED
@@ -33,7 +34,8 @@ from analytics.enrich.enricher import Enricher, StoredFields
 from analytics.enrich.geo import ip_prefix
 from analytics.events.models import EventRow
 from analytics.events.times import from_us
-from analytics.storage.aggregates import apply_rollup, lock_projects
+from analytics.storage.aggregates import apply_rollup
+from analytics.storage.locks import lock_projects
 from analytics.storage.web_stats import visits_upsert
 
 _COLUMNS = (
@@ -112,6 +114,14 @@ _INSERT_NEW_AND_VISITS = f"""{_FRESH}, visited AS (
 RETURNING 1
 )
 SELECT array_agg(i), (SELECT count(*) FROM visited) FROM new
+"""
+
+
+# The staged duplicates that are the stored event itself (a replay: same id, same time),
+# whose members a crash may have kept from the sketches; a reused id at another time is not.
+_STORED_AGAIN = f"""
+SELECT array_agg(s.i) FROM {_STAGING} s JOIN event_ids e USING (project_id, event_id)
+WHERE e."timestamp" = {_US_TO_TS.format("s.ts_us")} AND s.i <> ALL($1::integer[])
 """
 
 
@@ -201,28 +211,44 @@ async def write_events(
     *,
     aggregate: bool = True,
     enricher: Enricher | None = None,
+    members: Members | None = None,
 ) -> tuple[list[EventRow], dict[str, int]]:
     """Store the rows not stored before and add them to the aggregates, in one transaction.
 
-    Returns the rows that were new and the aggregate rows written per table.
+    Returns the rows that were new and the aggregate rows written per table. With
+    ``members``, the unique users, sessions and visitors are not merged into the sketches
+    here but added to it, for the caller to flush; so are those of duplicates that are a
+    replay of the stored event (same id and time), which a crash between this
+    transaction and the flush would otherwise leave out.
     """
     batch = _unique(rows)
     if not batch:
         return [], {}
     await partitions.ensure(conn, batch)
     records = copy_records(batch, enricher)
+    # This batch's members join ``members`` only once its transaction committed: a batch
+    # that fails (and may be dead-lettered) leaves no member behind.
+    mine = None if members is None else Members()
     try:
-        return await _write(conn, batch, records, aggregate)
+        done = await _write(conn, batch, records, aggregate, mine)
     except asyncpg.CheckViolationError:
         # A day partition this process created was dropped since (retention):
         # forget what we knew, create what is missing, and try once more.
         partitions.forget()
         await partitions.ensure(conn, batch)
-        return await _write(conn, batch, records, aggregate)
+        mine = None if members is None else Members()
+        done = await _write(conn, batch, records, aggregate, mine)
+    if members is not None and mine is not None:
+        members.update(mine)
+    return done
 
 
 async def _write(
-    conn: Connection, batch: list[EventRow], records: list[tuple[Any, ...]], aggregate: bool
+    conn: Connection,
+    batch: list[EventRow],
+    records: list[tuple[Any, ...]],
+    aggregate: bool,
+    members: Members | None,
 ) -> tuple[list[EventRow], dict[str, int]]:
     written: dict[str, int] = {}
     async with conn.transaction():
@@ -244,5 +270,19 @@ async def _write(
             # The stats need the enriched columns: the staged records hold them.
             stats = StatsFold()
             stats.add((batch[i], records[i][_ENRICHED_AT:_ENRICHED_END]) for i in fresh_at)
-            written.update(await apply_rollup(conn, rollup, stats))
+            written.update(await apply_rollup(conn, rollup, stats, members))
+        if aggregate and members is not None and len(fresh) < len(batch):
+            again = await conn.fetchval(_STORED_AGAIN, fresh_at)
+            if again:
+                _add_members(members, [(batch[i], records[i]) for i in again])
     return fresh, written
+
+
+def _add_members(members: Members, rows: list[tuple[EventRow, tuple[Any, ...]]]) -> None:
+    """Hand the members of already stored events to ``members`` (their counts stand)."""
+    rollup = Rollup()
+    rollup.add(row for row, _ in rows)
+    stats = StatsFold()
+    stats.add((row, record[_ENRICHED_AT:_ENRICHED_END]) for row, record in rows)
+    members.add_rollup(rollup)
+    members.add_stats(*stats.stats())

@@ -7,8 +7,8 @@ from those rows (``visits_upsert``, a part of the sink's insert statement) and m
 the stored row without reading it first: every column is a commutative merge, the least
 or greatest ``(timestamp, event_id)`` wins (event_id compared ``COLLATE "C"``, code point
 order), counts are added, so any split and order of a visit's events gives the same row.
-Stats rows add their counts and merge their visitor sketch like agg_* do (read under
-``FOR UPDATE``, merge in Python, write back).
+Stats rows add their counts here; their visitor sketches are merged like agg_*'s
+(``analytics.storage.sketches``).
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from analytics.counting.sketch import merge_stored
 from analytics.counting.web_stats import (
     PAGE_VIEW,
     VISIT_SOURCE_COLUMNS,
     StatsDelta,
-    StatsFold,
     StatsKey,
 )
 from analytics.enrich.enricher import COLUMNS
@@ -105,84 +103,44 @@ ON CONFLICT (project_id, session_id) DO UPDATE SET
 
 
 # Per table: the bucket column and the µs -> bucket expression (UTC).
-_BUCKETS = {
+STATS_BUCKETS = {
     "stats_hourly": ("bucket_start", _TS.format("k.b")),
     "stats_daily": ("day", f"({_TS.format('k.b')} AT TIME ZONE 'UTC')::date"),
 }
 
-_SELECT_STATS = """
-SELECT k.i, a.visitors_sketch
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY AS k(p, d, b, v, i)
-JOIN {table} a ON a.project_id = k.p AND a.dimension = k.d AND a.{column} = {bucket}
-  AND a.value = k.v
-FOR UPDATE OF a
-"""
-
 _UPSERT_STATS = """
 INSERT INTO {table} AS a (project_id, dimension, {column}, value, events, pageviews, visitors,
-    visitors_sketch, updated_at)
-SELECT k.p, k.d, {bucket}, k.v, k.e, k.pv, k.n, k.sk, now()
-FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[],
-    $7::bigint[], $8::bytea[]) AS k(p, d, b, v, e, pv, n, sk)
+    updated_at)
+SELECT k.p, k.d, {bucket}, k.v, k.e, k.pv, 0, now()
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bigint[])
+    AS k(p, d, b, v, e, pv)
 ON CONFLICT (project_id, dimension, {column}, value) DO UPDATE SET
     events = a.events + EXCLUDED.events,
     pageviews = a.pageviews + EXCLUDED.pageviews,
-    visitors = EXCLUDED.visitors,
-    -- NULL means "no new member": keep the stored sketch rather than rewrite it.
-    visitors_sketch = COALESCE(EXCLUDED.visitors_sketch, a.visitors_sketch),
     updated_at = now()
 """
 
 
-async def apply_stats(conn: Connection, table: str, deltas: dict[StatsKey, StatsDelta]) -> int:
-    """Add a batch's deltas to ``stats_hourly`` or ``stats_daily``; returns the rows written."""
-    if not deltas:
-        return 0
-    column, bucket = _BUCKETS[table]
-    keys = sorted(deltas)
-    key_columns = (
-        [k[0] for k in keys],
-        [k[1] for k in keys],
-        [k[2] for k in keys],
-        [k[3] for k in keys],
-    )
-    stored: dict[int, bytes | None] = {
-        r[0] - 1: r[1]
-        for r in await conn.fetch(
-            _SELECT_STATS.format(table=table, column=column, bucket=bucket), *key_columns
-        )
-    }
-    events: list[int] = []
-    pageviews: list[int] = []
-    visitors: list[int] = []
-    sketches: list[bytes | None] = []
-    for index, key in enumerate(keys):
-        delta = deltas[key]
-        old = stored.get(index)
-        sketch, count = merge_stored(old, delta.visitors)
-        events.append(delta.events)
-        pageviews.append(delta.pageviews)
-        visitors.append(count)
-        sketches.append(sketch)
-    await conn.execute(
-        _UPSERT_STATS.format(table=table, column=column, bucket=bucket),
-        *key_columns,
-        events,
-        pageviews,
-        visitors,
-        sketches,
-    )
-    return len(keys)
-
-
-async def apply_stats_fold(conn: Connection, fold: StatsFold) -> dict[str, int]:
-    """Write a batch's stats deltas (call under the projects' lock, in the batch's
-    transaction: ``analytics.storage.aggregates.apply_rollup`` does)."""
+async def apply_stats_counts(
+    conn: Connection, hourly: dict[StatsKey, StatsDelta], daily: dict[StatsKey, StatsDelta]
+) -> dict[str, int]:
+    """Add a batch's event and page view counts to ``stats_hourly`` and ``stats_daily``
+    (their visitors are merged by ``analytics.storage.sketches``); the rows written. Call
+    under the projects' lock, in the batch's transaction
+    (``analytics.storage.aggregates.apply_rollup`` does)."""
     written: dict[str, int] = {}
-    hourly, daily = fold.stats()
     for table, deltas in (("stats_hourly", hourly), ("stats_daily", daily)):
-        if deltas:
-            written[table] = await apply_stats(conn, table, deltas)
+        if not deltas:
+            continue
+        column, bucket = STATS_BUCKETS[table]
+        keys = sorted(deltas)  # one row order for every writer: no deadlocks
+        await conn.execute(
+            _UPSERT_STATS.format(table=table, column=column, bucket=bucket),
+            *([k[i] for k in keys] for i in range(4)),
+            [deltas[k].events for k in keys],
+            [deltas[k].pageviews for k in keys],
+        )
+        written[table] = len(keys)
     return written
 
 
