@@ -211,11 +211,11 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
 
 
 async def _flush_when_due(held: HeldSketches, app: Any) -> None:
-    """Merge the held sketch members when due, or at once when a rebalance starts (the
-    revoke waits for every message delivered to be acknowledged)."""
+    """Merge the held sketch members when due, or at once when a rebalance starts or the
+    worker stops: faust then waits for every message it delivered to be acknowledged."""
     while True:
         await asyncio.sleep(TICK_SECONDS)
-        if held.since is not None and (held.due() or app.rebalancing):
+        if held.since is not None and (held.due() or app.rebalancing or app.should_stop):
             async with held.lock:
                 ACTIVITY.writing += 1
                 try:
