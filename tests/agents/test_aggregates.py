@@ -14,9 +14,9 @@ import asyncpg
 import orjson
 
 from analytics.dev.processes import WorkerProcess, analytics_command
-from analytics.ops.recount import mismatches
 from analytics.settings import Settings
 from analytics.storage.projects import NewProject
+from tests.support.load import settled
 from tests.support.stack import wait_for
 
 T0 = datetime(2026, 3, 14, 9, 58, tzinfo=UTC)  # buckets cross 5-min, hour boundaries
@@ -109,6 +109,7 @@ async def test_known_stream_gives_exact_aggregates(
     await post_batch(http, edge, project.public_key, events[10:40])  # resent duplicates
     await wait_for(lambda: _total_is(db, project.project_id, len(events)))
     await asyncio.sleep(0.5)  # the duplicates' batch must have been processed too
+    await settled(db, project.project_id)  # unique counts follow their counts
     for table, width in (
         ("agg_5min", timedelta(minutes=5)),
         ("agg_hourly", timedelta(hours=1)),
@@ -134,7 +135,6 @@ async def test_known_stream_gives_exact_aggregates(
         "click": 40,
     }
     assert today["estimated_events"] == 120.0
-    assert await mismatches(db, project.project_id) == []
 
 
 async def _total_is(db: asyncpg.Pool, project_id: str, n: int) -> bool:
@@ -152,6 +152,7 @@ async def test_aggregate_events_rebuild_reproduces_the_live_path(
     events = known_stream()
     await post_batch(http, edge, project.public_key, events)
     await wait_for(lambda: _total_is(db, project.project_id, len(events)))
+    await settled(db, project.project_id)
     tables = ("agg_5min", "agg_hourly", "agg_daily")
     live = {t: await agg_rows(db, t, project.project_id) for t in tables}
     async with db.acquire() as conn:
@@ -196,4 +197,4 @@ async def test_aggregate_events_rebuild_reproduces_the_live_path(
             project.project_id,
         )
     assert [tuple(r) for r in rebuilt_summary] == [tuple(r) for r in live_summary]
-    assert await mismatches(db, project.project_id) == []
+    await settled(db, project.project_id)

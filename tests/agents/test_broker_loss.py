@@ -21,13 +21,12 @@ import redis.asyncio as aioredis
 
 from analytics.dev.broker import free_port, start_broker
 from analytics.dev.processes import WorkerProcess
-from analytics.ops.recount import mismatches
 from analytics.ops.status import Level, collect, evaluate
 from analytics.pipeline.confirm import sent_key
 from analytics.pipeline.kafka import OffsetsProbe
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.support.load import count_is, post_batch, stored
+from tests.support.load import count_is, post_batch, settled, stored
 from tests.support.stack import REDIS_URL, start_edge, wait_for
 
 
@@ -129,7 +128,7 @@ async def _run_outage(
                 )
             }
         assert ids == set(load.accepted)
-        assert await mismatches(db, project.project_id) == []
+        await settled(db, project.project_id)
 
         # Once PostgreSQL holds everything, the buffer is trimmed and nothing waits.
         async def drained() -> bool:

@@ -21,7 +21,7 @@ from analytics.ops.recount import mismatches
 from analytics.pipeline.kafka import OffsetsProbe
 from analytics.settings import Settings
 from analytics.storage import projects
-from tests.support.load import count_is, send_batches, stored
+from tests.support.load import count_is, send_batches, settled, stored
 from tests.support.stack import start_edge, wait_for
 
 
@@ -34,10 +34,6 @@ async def _merged_users(db: asyncpg.Pool, project_id: str) -> int:
                 project_id,
             )
         )
-
-
-async def _agrees(db: asyncpg.Pool, project_id: str) -> bool:
-    return await mismatches(db, project_id) == []
 
 
 async def _committed(settings: Settings) -> tuple[int, int]:
@@ -77,7 +73,7 @@ async def test_sigkill_between_a_batch_commit_and_its_sketch_merge_loses_no_memb
         first.kill()
         second.start()
         await asyncio.to_thread(second.wait_ready)
-        await wait_for(lambda: _agrees(db, project.project_id), timeout=60, interval=0.5)
+        await settled(db, project.project_id, timeout=60)
         assert await stored(db, project.project_id) == (2000, 2000)
         done, total = await _committed(settings)
         assert done <= total
@@ -195,7 +191,7 @@ async def test_a_refused_sketch_merge_is_retried_and_holds_the_offsets_back(
             await conn.execute(
                 "DELETE FROM sa_test_refused_merges WHERE project_id = $1", project.project_id
             )
-        await wait_for(lambda: _agrees(db, project.project_id), timeout=30, interval=0.5)
+        await settled(db, project.project_id)
         await wait_for(lambda: _all_committed(settings), timeout=30, interval=0.5)
         assert await stored(db, project.project_id) == (500, 500)
     finally:

@@ -26,6 +26,7 @@ from analytics.dev.processes import WorkerProcess, analytics_command
 from analytics.settings import Settings
 from analytics.storage import projects
 from analytics.storage.projects import NewProject
+from tests.support.load import settled
 from tests.support.stack import auth, stored_rows, wait_for
 from tests.support.transfer import aggregates, cli_json, fill, raw_rows, run_cli
 
@@ -71,6 +72,7 @@ async def test_export_then_import_gives_the_same_rows_and_aggregates(
     assert report["accepted"] == len(written)
     assert report["duplicate"] == 0 and report["rejected"] == 0
     await _stored(db, target.project_id, len(written))
+    await settled(db, target.project_id)  # unique counts follow their counts
 
     source_rows = await raw_rows(db, project.project_id)
     imported_rows = await raw_rows(db, target.project_id)

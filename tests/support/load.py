@@ -11,6 +11,8 @@ import aiohttp
 import asyncpg
 import orjson
 
+from analytics.ops.recount import mismatches
+
 _ids = itertools.count()
 
 
@@ -107,6 +109,22 @@ async def stored(db: asyncpg.Pool, project_id: str) -> tuple[int, int]:
 
 async def count_is(db: asyncpg.Pool, project_id: str, n: int) -> bool:
     return (await stored(db, project_id))[0] >= n
+
+
+async def settled(db: asyncpg.Pool, project_id: str, timeout: float = 30.0) -> None:
+    """Wait until every aggregate of the project equals the recount from its events.
+
+    Counts are stored with their events; unique users, sessions and visitors are merged up
+    to ``SKETCH_FLUSH_SECONDS`` later (``agents.sketch_flush``).
+    """
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        differ = await mismatches(db, project_id)
+        if not differ:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"aggregates differ from the recount after {timeout}s: {differ}")
+        await asyncio.sleep(0.3)
 
 
 async def diagnosis(
