@@ -27,7 +27,7 @@ from analytics.events.models import EventRow
 from bench import e2e, openloop, pipeline, stats, transfer
 from bench.http_load import BareEdge, wrk
 from bench.results import Row, limit_row, ratio_row, write
-from bench.stack import REDIS_URL, Edge, Stack, start_worker, wait_count
+from bench.stack import REDIS_URL, Edge, Stack, start_worker, wait_count, wait_merged
 
 QUICK = os.environ.get("BENCH_QUICK") == "1"
 ONLY = {n.strip() for n in os.environ.get("BENCH_ONLY", "").split(",") if n.strip()}
@@ -191,11 +191,15 @@ async def agents_rate(run: Run) -> float:
         ready = time.perf_counter() - started
         try:
             await wait_count(run.stack, project_id, len(data.events), timeout=900)
+            merging = await wait_merged(
+                run.stack, project_id, pipeline.users_by_day(data.events), timeout=120
+            )
         finally:
             worker.stop()
         took = time.perf_counter() - started
         run.notes.append(
-            f"agents row: {took:.1f} s from the worker's start to the last event stored,"
+            f"agents row: {took:.1f} s from the worker's start to the last event stored and"
+            f" its user merged into the sketches ({merging:.1f} s after the last count),"
             f" {ready:.1f} s of it before the worker was ready"
         )
         return len(data.events) / took

@@ -7,6 +7,7 @@ import random
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 
 import asyncpg
 import orjson
@@ -17,6 +18,16 @@ from analytics.pipeline.kafka import bootstrap, ensure_topic
 from analytics.settings import Settings
 from analytics.storage.events import PartitionCache, copy_records, write_events
 from analytics.storage.projects import resolve_source
+
+
+def users_by_day(rows: list[EventRow]) -> dict[date, int]:
+    """Distinct users per UTC day of the rows' timestamps."""
+    days: dict[date, set[str]] = {}
+    for row in rows:
+        if row.user_id is not None:
+            day = datetime.fromtimestamp(row.timestamp_us / 1e6, UTC).date()
+            days.setdefault(day, set()).add(row.user_id)
+    return {day: len(users) for day, users in days.items()}
 
 
 def make_rows(

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -259,3 +259,23 @@ async def wait_count(stack: Stack, project_id: str, n: int, timeout: float) -> f
         if time.perf_counter() - started > timeout:
             raise TimeoutError(f"{project_id}: fewer than {n} events after {timeout}s")
         await asyncio.sleep(0.5)
+
+
+async def wait_merged(
+    stack: Stack, project_id: str, users_by_day: dict[date, int], timeout: float
+) -> float:
+    """Seconds until the project's daily unique users are ``users_by_day``: the sink merges
+    sketch members after their counts (``agents.sketch_flush``), so a stored event is only
+    done once its user is merged too. Exact only below the sketches' exact limit."""
+    started = time.perf_counter()
+    assert stack.pool is not None
+    while True:
+        rows = await stack.pool.fetch(
+            "SELECT day, unique_users FROM project_daily_summary WHERE project_id = $1",
+            project_id,
+        )
+        if {r["day"]: r["unique_users"] for r in rows} == users_by_day:
+            return time.perf_counter() - started
+        if time.perf_counter() - started > timeout:
+            raise TimeoutError(f"{project_id}: unique users not merged after {timeout}s")
+        await asyncio.sleep(0.1)
