@@ -20,7 +20,7 @@ def current_event(event: Any) -> Iterator[None]:
     """Make ``event`` the stream's current event for the writes inside the block.
 
     Why: a table write goes to the changelog partition of the *current event*, and a
-    ``take_events`` batch has none. The raw sink writes each project's live minutes
+    ``noack_take`` batch has none. The raw sink writes each project's live minutes
     with one of that project's own events set as current (the bridge keys messages by
     project, so they all share its partition).
     """
