@@ -120,8 +120,10 @@ SELECT array_agg(i), (SELECT count(*) FROM visited) FROM new
 # The staged duplicates that are the stored event itself (a replay: same id, same time),
 # whose members a crash may have kept from the sketches; a reused id at another time is not.
 _STORED_AGAIN = f"""
-SELECT array_agg(s.i) FROM {_STAGING} s JOIN event_ids e USING (project_id, event_id)
-WHERE e."timestamp" = {_US_TO_TS.format("s.ts_us")} AND s.i <> ALL($1::integer[])
+SELECT array_agg(s.i)
+FROM unnest($1::integer[]) AS d(i) JOIN {_STAGING} s USING (i)
+JOIN event_ids e USING (project_id, event_id)
+WHERE e."timestamp" = {_US_TO_TS.format("s.ts_us")}
 """
 
 
@@ -272,7 +274,8 @@ async def _write(
             stats.add((batch[i], records[i][_ENRICHED_AT:_ENRICHED_END]) for i in fresh_at)
             written.update(await apply_rollup(conn, rollup, stats, members))
         if aggregate and members is not None and len(fresh) < len(batch):
-            again = await conn.fetchval(_STORED_AGAIN, fresh_at)
+            duplicates = sorted(set(range(len(batch))).difference(fresh_at))
+            again = await conn.fetchval(_STORED_AGAIN, duplicates)
             if again:
                 _add_members(members, [(batch[i], records[i]) for i in again])
     return fresh, written
