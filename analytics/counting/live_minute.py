@@ -86,6 +86,9 @@ def minutes_of(rows: Iterable[EventRow]) -> dict[tuple[str, int], LiveMinute]:
     out: dict[tuple[str, int], LiveMinute] = {}
     hashes: dict[tuple[str, int], set[int]] = {}
     humans: dict[tuple[str, int], set[int]] = {}
+    # A batch repeats its users and user agents: hash and classify each once.
+    user_hashes: dict[str, int] = {}
+    bots: dict[str, bool] = {}
     for row in rows:
         key = (row.project_id, row.timestamp_us - row.timestamp_us % MINUTE_US)
         minute = out.get(key)
@@ -96,11 +99,19 @@ def minutes_of(rows: Iterable[EventRow]) -> dict[tuple[str, int], LiveMinute]:
         minute.events += 1
         minute.estimated += 1.0 / row.sample_rate if row.sample_rate > 0 else 1.0
         minute.names[row.event_name] = minute.names.get(row.event_name, 0) + 1
-        if row.user_id is not None:
-            member = member_hash(row.user_id)
+        user = row.user_id
+        if user is not None:
+            member = user_hashes.get(user)
+            if member is None:
+                member = user_hashes[user] = member_hash(user)
             hashes[key].add(member)
             # visitors leave bots out (SPEC §10), as the stats rollups do
-            if not (row.user_agent and cached_agent(row.user_agent).is_bot):
+            agent = row.user_agent
+            bot = False
+            if agent:
+                known = bots.get(agent)
+                bot = bots[agent] = bool(cached_agent(agent).is_bot) if known is None else known
+            if not bot:
                 humans[key].add(member)
         if row.received_at_us > minute.newest_received_us:
             minute.newest_received_us = row.received_at_us
