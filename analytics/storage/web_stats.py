@@ -79,8 +79,8 @@ INSERT INTO visits AS v (project_id, session_id, user_id, started_at, first_even
 SELECT f.project_id, f.session_id, f.user_id, f.ts, f.event_id, c.ended_at,
        en.pathname, en.ts, en.event_id, ex.pathname, ex.ts, ex.event_id, c.pageviews, c.events,
        {sources}
-FROM (SELECT DISTINCT ON ({_KEY}) * FROM {relation} WHERE {_KEEP}
-      ORDER BY {_KEY}, {_EARLIEST}) f
+FROM (SELECT DISTINCT ON ({_KEY}) {_KEY}, user_id, ts, event_id, {", ".join(VISIT_SOURCE_COLUMNS)}
+      FROM {relation} WHERE {_KEEP} ORDER BY {_KEY}, {_EARLIEST}) f
 JOIN (SELECT {_KEY}, max(ts) AS ended_at, count(*) FILTER (WHERE {_PAGE}) AS pageviews,
              count(*) AS events
       FROM {relation} WHERE {_KEEP} GROUP BY {_KEY}) c USING (project_id, session_id)
