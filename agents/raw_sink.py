@@ -29,7 +29,7 @@ from analytics.enrich.enricher import Enricher
 from analytics.events.models import EventRow, decode_rows
 from analytics.settings import Settings
 from analytics.storage.aggregates import record_flush
-from analytics.storage.events import PartitionCache, write_events
+from analytics.storage.events import PartitionCache, Prepared, prepare_events, write_prepared
 from analytics.storage.migrate import prepare_database
 from tables.live import LIVE_EXPIRES
 
@@ -51,21 +51,23 @@ BAD_RECORD = (
 
 async def _write_isolating(
     conn: Any,
-    rows: list[EventRow],
+    prepared: Prepared,
     partitions: PartitionCache,
     enricher: Enricher,
     members: Members,
 ) -> tuple[list[EventRow], dict[str, int]]:
     """Write a batch; if it holds a bad record, bisect to find it and dead-letter it alone."""
     try:
-        return await write_events(conn, rows, partitions, enricher=enricher, members=members)
+        return await write_prepared(conn, prepared, partitions, members=members)
     except BAD_RECORD as exc:
+        rows = prepared.rows
         if len(rows) == 1:
             await _dead_letter(conn, rows[0], exc)
             return [], {}
     middle = len(rows) // 2
-    left, written = await _write_isolating(conn, rows[:middle], partitions, enricher, members)
-    right, more = await _write_isolating(conn, rows[middle:], partitions, enricher, members)
+    halves = (prepare_events(rows[:middle], enricher), prepare_events(rows[middle:], enricher))
+    left, written = await _write_isolating(conn, halves[0], partitions, enricher, members)
+    right, more = await _write_isolating(conn, halves[1], partitions, enricher, members)
     for table, count in more.items():
         written[table] = written.get(table, 0) + count
     return left + right, written
@@ -88,6 +90,7 @@ async def _dead_letter(conn: Any, row: EventRow, exc: BaseException) -> None:
 async def _store(
     pool: asyncpg.Pool,
     rows: list[EventRow],
+    prepared: Prepared,
     partitions: PartitionCache,
     enricher: Enricher,
     members: Members,
@@ -97,7 +100,9 @@ async def _store(
         try:
             async with pool.acquire() as conn:
                 started = time.perf_counter()
-                fresh, written = await _write_isolating(conn, rows, partitions, enricher, members)
+                fresh, written = await _write_isolating(
+                    conn, prepared, partitions, enricher, members
+                )
                 metrics.FLUSH_LATENCY.observe(time.perf_counter() - started)
                 metrics.LAST_FLUSH.set(time.time())
                 metrics.SINK_EVENTS.labels("new").inc(len(fresh))
@@ -163,44 +168,43 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
         enricher = Enricher(settings.geoip_database)
         held = HeldSketches(pool, settings.sketch_flush_seconds, stream.ack)
         flusher = asyncio.ensure_future(_flush_when_due(held, app))
+
+        async def write(
+            events: list[Any], rows: list[EventRow], anchors: dict[str, Any], prepared: Prepared
+        ) -> None:
+            started = time.perf_counter()
+            async with held.lock:
+                ACTIVITY.writing += 1
+                try:
+                    fresh = await _store(pool, rows, prepared, partitions, enricher, held.members)
+                finally:
+                    ACTIVITY.writing -= 1
+                held.hold(events)
+            horizon = time.time_ns() // 1000 - LIVE_HORIZON_US
+            update_live(live, fresh, anchors, horizon)
+            log.debug(
+                "raw sink: %d events, %d new, %.1f ms",
+                len(rows),
+                len(fresh),
+                (time.perf_counter() - started) * 1000,
+            )
+
+        # One batch is written while the next is decoded and enriched (pure Python).
+        in_flight: asyncio.Future[None] | None = None
         try:
             # Messages are acknowledged by ``held``, once their sketch members are merged.
             async for events in stream.noack_take(
                 settings.sink_batch_messages, within=settings.sink_batch_seconds
             ):
-                rows: list[EventRow] = []
-                anchors: dict[str, Any] = {}
-                for event in events:
-                    decoded = decode_rows(event.value)
-                    rows.extend(decoded)
-                    if decoded:
-                        anchors[decoded[0].project_id] = event
-                started = time.perf_counter()
-                async with held.lock:
-                    ACTIVITY.writing += 1
-                    write = asyncio.ensure_future(
-                        _store(pool, rows, partitions, enricher, held.members)
-                    )
-                    try:
-                        fresh = await asyncio.shield(write)
-                    except asyncio.CancelledError:
-                        # Finish the write, so that its events are held and acknowledged
-                        # by the last flush below.
-                        await write
-                        held.hold(events)
-                        raise
-                    finally:
-                        ACTIVITY.writing -= 1
-                    held.hold(events)
-                horizon = time.time_ns() // 1000 - LIVE_HORIZON_US
-                update_live(live, fresh, anchors, horizon)
-                log.debug(
-                    "raw sink: %d events, %d new, %.1f ms",
-                    len(rows),
-                    len(fresh),
-                    (time.perf_counter() - started) * 1000,
-                )
+                rows, anchors = _decode(events)
+                prepared = prepare_events(rows, enricher)
+                if in_flight is not None:
+                    # A cancel here leaves the write running: the ``finally`` waits for it.
+                    await asyncio.shield(in_flight)
+                in_flight = asyncio.ensure_future(write(events, rows, anchors, prepared))
         finally:
+            if in_flight is not None:
+                await in_flight
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
@@ -208,6 +212,18 @@ def register(app: Any, settings: Settings, topic: Any, live: Any) -> None:
                 await held.flush(retry=False)
             enricher.close()
             await pool.close()
+
+
+def _decode(events: list[Any]) -> tuple[list[EventRow], dict[str, Any]]:
+    """The batch's rows, and per project one of its messages (the live table's anchor)."""
+    rows: list[EventRow] = []
+    anchors: dict[str, Any] = {}
+    for event in events:
+        decoded = decode_rows(event.value)
+        rows.extend(decoded)
+        if decoded:
+            anchors[decoded[0].project_id] = event
+    return rows, anchors
 
 
 async def _flush_when_due(held: HeldSketches, app: Any) -> None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import date
 from operator import itemgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
     from analytics.storage import Connection
@@ -206,6 +206,21 @@ class PartitionCache:
             self._known.add(day)
 
 
+class Prepared(NamedTuple):
+    """A batch ready for ``write_prepared``: its first occurrences and their COPY records
+    (enriched). Preparing is pure Python, so a writer can prepare the next batch while
+    PostgreSQL stores this one."""
+
+    rows: list[EventRow]
+    records: list[tuple[Any, ...]]
+
+
+def prepare_events(rows: Sequence[EventRow], enricher: Enricher | None = None) -> Prepared:
+    """Drop the batch's repeated ids and build its enriched COPY records."""
+    batch = _unique(rows)
+    return Prepared(batch, copy_records(batch, enricher) if batch else [])
+
+
 async def write_events(
     conn: Connection,
     rows: Sequence[EventRow],
@@ -223,11 +238,24 @@ async def write_events(
     replay of the stored event (same id and time), which a crash between this
     transaction and the flush would otherwise leave out.
     """
-    batch = _unique(rows)
+    return await write_prepared(
+        conn, prepare_events(rows, enricher), partitions, aggregate=aggregate, members=members
+    )
+
+
+async def write_prepared(
+    conn: Connection,
+    prepared: Prepared,
+    partitions: PartitionCache,
+    *,
+    aggregate: bool = True,
+    members: Members | None = None,
+) -> tuple[list[EventRow], dict[str, int]]:
+    """``write_events`` of a batch already prepared (``prepare_events``)."""
+    batch, records = prepared
     if not batch:
         return [], {}
     await partitions.ensure(conn, batch)
-    records = copy_records(batch, enricher)
     # This batch's members join ``members`` only once its transaction committed: a batch
     # that fails (and may be dead-lettered) leaves no member behind.
     mine = None if members is None else Members()
