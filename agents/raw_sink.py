@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from agents.db_retry import DATABASE_ERRORS, Backoff
 from agents.live import update_live
 from agents.sketch_flush import TICK_SECONDS, HeldSketches
 from analytics import metrics
@@ -95,7 +96,7 @@ async def _store(
     enricher: Enricher,
     members: Members,
 ) -> list[EventRow]:
-    backoff = 0.2
+    backoff = Backoff("sink")
     while True:
         try:
             async with pool.acquire() as conn:
@@ -116,16 +117,8 @@ async def _store(
                 if written:
                     await record_flush(conn, written)
                 return fresh
-        except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-            metrics.ERRORS.labels("sink", type(exc).__name__).inc()
-            log.warning(
-                "raw sink: write failed (%s: %s); retrying in %.1fs",
-                type(exc).__name__,
-                exc,
-                backoff,
-            )
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, 5.0)
+        except DATABASE_ERRORS as exc:
+            await backoff.failed("write", exc)
 
 
 class SinkActivity:

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from analytics import metrics
+from agents.db_retry import DATABASE_ERRORS, Backoff
 from analytics.counting.members import Members
 from analytics.storage.sketches import flush_members
 
@@ -67,7 +67,7 @@ class HeldSketches:
         """
         if self.since is None:
             return True
-        backoff = 0.2
+        backoff = Backoff("sketch_flush")
         while True:
             try:
                 started = time.perf_counter()
@@ -81,18 +81,10 @@ class HeldSketches:
                         (time.perf_counter() - started) * 1000,
                     )
                 break
-            except (asyncpg.PostgresError, OSError, asyncpg.InterfaceError) as exc:
-                metrics.ERRORS.labels("sketch_flush", type(exc).__name__).inc()
-                log.warning(
-                    "raw sink: sketch merge failed (%s: %s); %s",
-                    type(exc).__name__,
-                    exc,
-                    f"retrying in {backoff:.1f}s" if retry else "leaving it to a replay",
-                )
+            except DATABASE_ERRORS as exc:
+                await backoff.failed("sketch merge", exc, retry=retry)
                 if not retry:
                     return False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
         events, self.events = self.events, []
         self.members = Members()
         self.since = None
