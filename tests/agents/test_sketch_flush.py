@@ -8,7 +8,6 @@ past a merge that has not happened."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -75,8 +74,6 @@ async def test_sigkill_between_a_batch_commit_and_its_sketch_merge_loses_no_memb
         await asyncio.to_thread(second.wait_ready)
         await settled(db, project.project_id, timeout=60)
         assert await stored(db, project.project_id) == (2000, 2000)
-        done, total = await _committed(settings)
-        assert done <= total
         await wait_for(lambda: _all_committed(settings), timeout=30, interval=0.5)
     finally:
         first.kill()
@@ -95,8 +92,9 @@ async def test_a_second_worker_joining_mid_interval_loses_no_member(
     settings_factory: Callable[..., Settings],
     run_dir: Path,
 ) -> None:
-    # A merge is due only every two minutes: the one this test sees is the rebalance's.
-    settings = settings_factory(topic_partitions=4, sketch_flush_seconds=120)
+    # A merge is due only every ten minutes: the merges this test sees are the rebalance's
+    # and the stopping workers'.
+    settings = settings_factory(topic_partitions=4, sketch_flush_seconds=600)
     runner = await start_edge(settings)
     url = f"http://127.0.0.1:{settings.http_port}"
     async with db.acquire() as conn:
@@ -114,7 +112,6 @@ async def test_a_second_worker_joining_mid_interval_loses_no_member(
         for p in group:
             await wait_for(lambda p=p: count_is(db, p.project_id, 400), timeout=60, interval=0.5)
             assert await _merged_users(db, p.project_id) == 0
-        joined = time.monotonic()
         two.start(web_port=free_port())
         more = [
             asyncio.create_task(
@@ -122,10 +119,9 @@ async def test_a_second_worker_joining_mid_interval_loses_no_member(
             )
             for p in group
         ]
-        # The revoke merged what the first worker held, long before its two minutes.
+        # The revoke merged what the first worker held, long before its ten minutes.
         for p in group:
             await wait_for(lambda p=p: _merged_users(db, p.project_id), timeout=60, interval=0.5)
-        assert time.monotonic() - joined < 100
         await asyncio.to_thread(two.wait_ready)
         await asyncio.gather(*more)
         for p in group:
