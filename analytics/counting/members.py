@@ -49,14 +49,10 @@ class Members:
                 _unite(mine, key, users, sessions)
         for day_key, (users, sessions) in other.days.items():
             _unite(self.days, day_key, users, sessions)
-        for table, visitors in other.stats.items():
-            held_stats = self.stats[table]
-            for stats_key, members in visitors.items():
-                held = held_stats.get(stats_key)
-                if held is None:
-                    held_stats[stats_key] = members
-                else:
-                    held |= members
+        for table, stats_rows in other.stats.items():
+            mine_stats = self.stats[table]
+            for stats_key, visitors in stats_rows.items():
+                _add(mine_stats, stats_key, visitors)
         self.projects |= other.projects
 
     def add_rollup(self, rollup: Rollup) -> None:
@@ -77,14 +73,9 @@ class Members:
         for table, deltas in zip(STATS_TABLES, (hourly, daily), strict=True):
             rows = self.stats[table]
             for key, delta in deltas.items():
-                if not delta.visitors:
-                    continue
-                self.projects.add(key[0])
-                held = rows.get(key)
-                if held is None:
-                    rows[key] = delta.visitors
-                else:
-                    held |= delta.visitors
+                if delta.visitors:
+                    _add(rows, key, delta.visitors)
+                    self.projects.add(key[0])
 
 
 def _unite(
@@ -100,3 +91,11 @@ def _unite(
         held[0].update(users)
         held[1].update(sessions)
     return True
+
+
+def _add(rows: dict[StatsKey, set[int]], key: StatsKey, visitors: set[int]) -> None:
+    held = rows.get(key)
+    if held is None:
+        rows[key] = visitors
+    else:
+        held |= visitors
